@@ -1,0 +1,1 @@
+//! hastmon.conf (and TOML) into resolved per-node, per-resource settings.

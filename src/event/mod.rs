@@ -1,0 +1,1 @@
+//! The event loop: one Poller over kqueue (FreeBSD) or epoll (Linux).

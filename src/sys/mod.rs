@@ -1,0 +1,1 @@
+//! Small platform pieces: host names, process titles, pidfile, logging.
