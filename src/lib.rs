@@ -13,3 +13,4 @@ pub mod event;
 pub mod exit;
 pub mod proto;
 pub mod sys;
+pub mod types;
