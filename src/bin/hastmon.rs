@@ -1,1 +1,73 @@
-fn main() {}
+//! hastmon: the cluster failover monitor daemon.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{ArgAction, Parser};
+use hastmon::config::defaults;
+use hastmon::exit;
+
+const USAGE: &str = "usage: hastmon [-dFht] [-c config] [-P pidfile] [-n node]\n";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hastmon",
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct Cli {
+    /// Configuration file.
+    #[arg(short = 'c', value_name = "config")]
+    config: Option<PathBuf>,
+    /// Raise the debug level (repeatable).
+    #[arg(short = 'd', action = ArgAction::Count)]
+    debug: u8,
+    /// Stay in the foreground and log to stderr as well.
+    #[arg(short = 'F')]
+    foreground: bool,
+    /// Print the usage and exit 64.
+    #[arg(short = 'h')]
+    usage: bool,
+    /// Check the configuration and exit: 0 if valid, 78 (or 72) if not.
+    #[arg(short = 't')]
+    test: bool,
+    /// Pidfile.
+    #[arg(short = 'P', value_name = "pidfile")]
+    pidfile: Option<PathBuf>,
+    /// This node's name in the configuration (default: the host name).
+    #[arg(short = 'n', value_name = "node")]
+    node: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad usage");
+            eprintln!("hastmon: {}", first.trim_start_matches("error: "));
+            eprint!("{USAGE}");
+            return ExitCode::from(exit::USAGE as u8);
+        }
+    };
+    if cli.usage {
+        eprint!("{USAGE}");
+        return ExitCode::from(exit::USAGE as u8);
+    }
+    let path = cli
+        .config
+        .unwrap_or_else(|| PathBuf::from(defaults::CONFIG));
+    let cfg = match hastmon::ctl::load(&path, cli.node.as_deref()) {
+        Ok(cfg) => cfg,
+        Err((code, msg)) => {
+            eprintln!("hastmon: {msg}");
+            return ExitCode::from(code as u8);
+        }
+    };
+    if cli.test {
+        return ExitCode::SUCCESS;
+    }
+    let _ = (cfg, cli.debug, cli.foreground, cli.pidfile);
+    eprintln!("hastmon: this build has no daemon yet");
+    ExitCode::from(exit::SOFTWARE as u8)
+}

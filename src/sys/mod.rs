@@ -1,1 +1,3 @@
 //! Small platform pieces: host names, process titles, pidfile, logging.
+
+pub mod host;

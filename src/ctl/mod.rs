@@ -1,0 +1,68 @@
+//! What `hastmonctl` does once its command line is read.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::config::{self, Config, ConfigError, NodeNames, Resource};
+use crate::exit;
+
+/// Output form of `hastmonctl dump`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DumpFormat {
+    Conf,
+    Toml,
+    Json,
+}
+
+/// Loads the configuration as the daemon would, for this node.
+pub fn load(path: &Path, node: Option<&str>) -> Result<Config, (i32, String)> {
+    let names: NodeNames = crate::sys::host::node_names(node)
+        .map_err(|e| (exit::OSERR, format!("unable to get the host name: {e}")))?;
+    config::load(path, &names).map_err(|e: ConfigError| (e.exit_code(), e.to_string()))
+}
+
+/// Picks the named resources (`all` or none named: every one, in file order).
+pub fn select<'a>(cfg: &'a Config, names: &[String]) -> Result<Vec<&'a Resource>, String> {
+    if names.is_empty() || names[0] == "all" {
+        return Ok(cfg.resources.iter().collect());
+    }
+    names
+        .iter()
+        .map(|n| {
+            cfg.resource(n).ok_or_else(|| {
+                if cfg.skipped.contains(n) {
+                    format!(
+                        "resource {n} has no 'on' section for this node ({})",
+                        cfg.node
+                    )
+                } else {
+                    format!("resource {n} is not configured")
+                }
+            })
+        })
+        .collect()
+}
+
+/// `hastmonctl dump`: prints the resolved settings; returns the exit code.
+pub fn dump(cfg: &Config, names: &[String], format: DumpFormat, out: &mut dyn Write) -> i32 {
+    let selected = match select(cfg, names) {
+        Ok(s) => s,
+        Err(msg) => {
+            eprintln!("hastmonctl: {msg}.");
+            // EHAST_NOENTRY, as `status` reports an unknown resource.
+            return 1;
+        }
+    };
+    let text = match format {
+        DumpFormat::Conf => config::dump::conf(cfg, &selected),
+        DumpFormat::Toml => config::dump::toml(cfg, &selected),
+        DumpFormat::Json => config::dump::json(cfg, &selected),
+    };
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("hastmonctl: unable to write the dump: {e}");
+            exit::OSERR
+        }
+    }
+}
