@@ -1,3 +1,5 @@
 //! Small platform pieces: host names, process titles, pidfile, logging.
 
 pub mod host;
+pub mod log;
+pub mod pidfile;

@@ -1,0 +1,133 @@
+//! Logging as hastmon always did it: syslog (facility daemon, with the pid)
+//! and, in the foreground, one line per record on stdout/stderr:
+//! `[LEVEL] prefix message`, with `[DEBUG][n]` for debug level n.
+//!
+//! The daemon is single-threaded and each worker is its own process, so
+//! one logger per process, behind a mutex only to satisfy `static`.
+
+use std::fmt;
+use std::io::Write;
+use std::sync::Mutex;
+
+use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Emerg,
+    Alert,
+    Crit,
+    Error,
+    Warning,
+    Notice,
+    Info,
+    /// Debug level 1 (decisions, connections) or 2 (per-heartbeat tracing).
+    Debug(u8),
+}
+
+impl Level {
+    fn name(self) -> &'static str {
+        match self {
+            Level::Emerg => "EMERG",
+            Level::Alert => "ALERT",
+            Level::Crit => "CRIT",
+            Level::Error => "ERROR",
+            Level::Warning => "WARNING",
+            Level::Notice => "NOTICE",
+            Level::Info => "INFO",
+            Level::Debug(_) => "DEBUG",
+        }
+    }
+}
+
+struct State {
+    foreground: bool,
+    debug: u8,
+    prefix: String,
+    syslog: Option<Logger<LoggerBackend, Formatter3164>>,
+}
+
+static STATE: Mutex<State> = Mutex::new(State {
+    foreground: true,
+    debug: 0,
+    prefix: String::new(),
+    syslog: None,
+});
+
+fn state() -> std::sync::MutexGuard<'static, State> {
+    STATE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Starts logging for this process. `ident` is the syslog tag; a worker
+/// calls this again after fork so its records carry its own pid.
+pub fn init(ident: &str, foreground: bool, use_syslog: bool, debug: u8) {
+    let mut s = state();
+    s.foreground = foreground;
+    s.debug = debug;
+    s.syslog = if use_syslog {
+        syslog::unix(Formatter3164 {
+            facility: Facility::LOG_DAEMON,
+            hostname: None,
+            process: ident.to_string(),
+            pid: std::process::id(),
+        })
+        .ok()
+    } else {
+        None
+    };
+}
+
+/// Sets the `[resource] (role) ` prefix of every following record.
+pub fn set_prefix(prefix: impl Into<String>) {
+    state().prefix = prefix.into();
+}
+
+pub fn debug_level() -> u8 {
+    state().debug
+}
+
+pub fn log(level: Level, args: fmt::Arguments<'_>) {
+    let mut s = state();
+    if let Level::Debug(n) = level
+        && n > s.debug
+    {
+        return;
+    }
+    let msg = format!("{}{}", s.prefix, args);
+    if let Some(sl) = s.syslog.as_mut() {
+        // A lost syslog record must not stop the daemon.
+        let _ = match level {
+            Level::Emerg => sl.emerg(&msg),
+            Level::Alert => sl.alert(&msg),
+            Level::Crit => sl.crit(&msg),
+            Level::Error => sl.err(&msg),
+            Level::Warning => sl.warning(&msg),
+            Level::Notice => sl.notice(&msg),
+            Level::Info => sl.info(&msg),
+            Level::Debug(_) => sl.debug(&msg),
+        };
+    }
+    if s.foreground {
+        let line = match level {
+            Level::Debug(n) => format!("[DEBUG][{n}] {msg}\n"),
+            l => format!("[{}] {msg}\n", l.name()),
+        };
+        if level <= Level::Warning {
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(line.as_bytes());
+            let _ = out.flush();
+        }
+    }
+}
+
+#[macro_export]
+macro_rules! log_error { ($($t:tt)*) => { $crate::sys::log::log($crate::sys::log::Level::Error, format_args!($($t)*)) } }
+#[macro_export]
+macro_rules! log_warning { ($($t:tt)*) => { $crate::sys::log::log($crate::sys::log::Level::Warning, format_args!($($t)*)) } }
+#[macro_export]
+macro_rules! log_notice { ($($t:tt)*) => { $crate::sys::log::log($crate::sys::log::Level::Notice, format_args!($($t)*)) } }
+#[macro_export]
+macro_rules! log_info { ($($t:tt)*) => { $crate::sys::log::log($crate::sys::log::Level::Info, format_args!($($t)*)) } }
+#[macro_export]
+macro_rules! log_debug { ($n:expr, $($t:tt)*) => { $crate::sys::log::log($crate::sys::log::Level::Debug($n), format_args!($($t)*)) } }
