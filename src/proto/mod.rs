@@ -3,8 +3,10 @@
 
 pub mod auth;
 pub mod frame;
+pub mod msg;
 pub mod nv;
 
 pub use auth::{Algorithm, AuthError, AuthFields};
 pub use frame::{FrameError, FrameReader, MAX_PAYLOAD, decode_frame, encode_frame};
+pub use msg::MsgError;
 pub use nv::{NvError, NvList, Value};
