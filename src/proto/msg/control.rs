@@ -118,6 +118,18 @@ impl StatusPoll {
             .add_string("resource0", &self.resource);
         nv
     }
+
+    /// The watchdog's side never decodes a poll; this is for tests and
+    /// tools. Requires `cmd` = status and `resource0`.
+    pub fn from_nv(nv: &NvList) -> Result<StatusPoll, MsgError> {
+        if nv.get_u8("cmd") != Some(ControlCmd::Status.code()) {
+            return Err(MsgError::MissingField { field: "cmd" });
+        }
+        Ok(StatusPoll {
+            auth: AuthFields::from_nv(nv),
+            resource: required_text(nv, "resource0")?,
+        })
+    }
 }
 
 /// The watchdog's complaint: `{[now, auth_hash], resource, type = 2}`.
