@@ -265,3 +265,112 @@ fn keyed_vectors_authenticate_like_the_original() {
     }
     assert!(keyed >= 6, "only {keyed} keyed vectors");
 }
+
+fn vector(name: &str) -> Json {
+    index().into_iter().find(|v| v["name"] == name).unwrap()
+}
+
+fn captured_auth(v: &Json) -> AuthFields {
+    let a = &v["auth"];
+    AuthFields::compute(
+        a["algorithm"].as_str().unwrap().parse().unwrap(),
+        a["secret"].as_str().unwrap().as_bytes(),
+        a["now"].as_u64().unwrap(),
+        tcp4(a["client_address"].as_str().unwrap()),
+        tcp4(a["server_address"].as_str().unwrap()),
+    )
+}
+
+/// Messages built from scratch (not decoded first) match the captures.
+#[test]
+fn typed_constructors_match_captures() {
+    use hastmon::proto::msg::{
+        ControlCmd, RemoteStatus, ResourceStatus, StatusEntry, StatusOutcome, WorkerStatus,
+    };
+    use hastmon::types::{Role, State};
+
+    let check = |name: &str, nv: NvList| {
+        assert_eq!(
+            encode_frame(&nv).unwrap(),
+            canonical(&vector(name)),
+            "{name}"
+        );
+    };
+    check(
+        "hb_request_state3_run",
+        HeartbeatRequest::new(State::Run, 1).to_nv(),
+    );
+    check(
+        "hs1_request",
+        Handshake1 {
+            resource: "r1".into(),
+            priority: Some(0),
+            auth: None,
+        }
+        .to_nv(),
+    );
+    check(
+        "hs1_reply_errmsg_stronger_primary",
+        Handshake1Reply::stronger_primary(0).to_nv(),
+    );
+    let v = vector("hs1_request_sha256");
+    let hs = Handshake1 {
+        resource: "r1".into(),
+        priority: Some(0),
+        auth: Some(captured_auth(&v)),
+    };
+    check("hs1_request_sha256", hs.to_nv());
+    let v = vector("hs2_request_md5");
+    let hs = Handshake2 {
+        auth: Some(captured_auth(&v)),
+        resource: "r1".into(),
+        token: unhex("a013dd897e7c07bbf1a902f3dc84f2e9")
+            .try_into()
+            .unwrap(),
+        resuid: 0,
+    };
+    check("hs2_request_md5", hs.to_nv());
+    let v = vector("wd_poll_request_sha256");
+    let poll = StatusPoll {
+        auth: Some(captured_auth(&v)),
+        resource: "r1".into(),
+    };
+    check("wd_poll_request_sha256", poll.to_nv());
+    let req = ControlRequest {
+        cmd: ControlCmd::SetRole,
+        role: Some(Role::Primary),
+        resources: vec!["r1".into()],
+        auth: None,
+    };
+    check("ctl_role_primary_r1_request", req.to_nv());
+    let remote = |addr: &str, state: &str, role: &str| RemoteStatus {
+        addr: addr.into(),
+        state: Some(state.into()),
+        role: Some(role.into()),
+    };
+    let reply = StatusReply {
+        entries: vec![StatusEntry {
+            resource: "r1".into(),
+            outcome: StatusOutcome::Status(ResourceStatus {
+                exec: "/usr/local/sbin/hookC".into(),
+                attempts_max: 5,
+                remotes: vec![
+                    remote("tcp4://10.77.0.11", "run", "primary"),
+                    remote("tcp4://10.77.0.12", "stopped", "secondary"),
+                ],
+                role: Role::Watchdog,
+                workerpid: 12913,
+                complaints: 6,
+                complaints_critical: 50,
+                complaints_interval: 10,
+                heartbeat: 1,
+                worker: Some(WorkerStatus {
+                    state: State::Run,
+                    attempts: 0,
+                }),
+            }),
+        }],
+        error: None,
+    };
+    check("ctl_status_all_watchdog_reply", reply.to_nv());
+}
