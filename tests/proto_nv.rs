@@ -187,7 +187,7 @@ fn string_without_final_nul_is_rejected() {
 
 #[test]
 fn string_with_an_inner_nul_is_rejected() {
-    let (payload, offset) = after_good(&raw(17, 4, 4, b"abc\0", b"r\01\0"));
+    let (payload, offset) = after_good(&raw(17, 4, 4, b"abc\0", b"r\x001\0"));
     assert_eq!(
         NvList::decode(&payload),
         Err(NvError::StringHasNul { offset })
