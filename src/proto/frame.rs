@@ -134,8 +134,9 @@ impl FrameReader {
         FrameReader::default()
     }
 
-    /// Adds bytes as they arrive. Only one header is examined at a time, so
-    /// to bound memory read at most `needed()` bytes before each push.
+    /// Adds bytes as they arrive. The buffer holds only what has not been
+    /// taken yet, so taking frames after every push bounds it to one frame
+    /// plus one read; reading at most `needed()` bytes bounds it to a frame.
     pub fn push(&mut self, bytes: &[u8]) {
         if self.failed.is_none() {
             self.buf.extend_from_slice(bytes);

@@ -446,7 +446,8 @@ impl NvList {
             .sum()
     }
 
-    /// The payload bytes, with zeros in all padding (Q55).
+    /// The payload bytes, with zeros in all padding (Q55). Lengths are
+    /// written as u32; `encode_frame` keeps payloads far below that.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.encoded_len());
         for e in &self.elements {
@@ -590,6 +591,7 @@ fn decode_value(type_code: u8, data: &[u8], off: usize, dsize: u32) -> Result<Va
         code::UINT64_ARRAY => {
             Value::U64Array(array(8)?.map(|c| u64::from_le_bytes(le(c))).collect())
         }
+        // code::STRING: every other code was rejected before this point.
         _ => {
             let (text, last) = data.split_at(data.len() - 1);
             if last[0] != 0 {
