@@ -1,1 +1,12 @@
-//! Wire codec: frames, nv lists, messages and authentication. Pure code: bytes in, values out.
+//! Wire codec: frames, nv lists, messages and authentication. Pure code:
+//! bytes in, values out; no sockets, no clock.
+
+pub mod auth;
+pub mod frame;
+pub mod msg;
+pub mod nv;
+
+pub use auth::{Algorithm, AuthError, AuthFields};
+pub use frame::{FrameError, FrameReader, MAX_PAYLOAD, decode_frame, encode_frame};
+pub use msg::MsgError;
+pub use nv::{NvError, NvList, Value};
