@@ -1,5 +1,8 @@
 //! What `hastmonctl` does once its command line is read.
 
+pub mod client;
+pub mod status;
+
 use std::io::Write;
 use std::path::Path;
 
