@@ -90,6 +90,11 @@ use nix::unistd::Pid;
 
 mod common;
 
+#[cfg(target_os = "freebsd")]
+mod kqueue;
+#[cfg(target_os = "freebsd")]
+use kqueue as sys;
+
 #[cfg(target_os = "linux")]
 mod epoll;
 #[cfg(target_os = "linux")]
