@@ -1,0 +1,356 @@
+//! FreeBSD backend: one kqueue for everything. Implements the contract in
+//! `mod.rs`.
+//!
+//! | event | filter | ident |
+//! |---|---|---|
+//! | descriptor | `EVFILT_READ`, `EVFILT_WRITE` | the descriptor |
+//! | process exit | `EVFILT_PROC` + `NOTE_EXIT` (one-shot) | the pid |
+//! | timer | `EVFILT_TIMER` + `NOTE_MSECONDS` (`EV_ONESHOT` unless periodic) | the timer id |
+//! | signal | `EVFILT_SIGNAL` | the signal number |
+//!
+//! The kernel keeps timers and processes by ident, so apart from the
+//! caller's tokens (which do not fit `udata` on 32-bit systems) nothing is
+//! kept here.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+use nix::sys::event::{EvFlags, EventFilter, FilterFlag, KEvent, Kqueue};
+use nix::sys::signal::{SigSet, Signal};
+use nix::unistd::Pid;
+
+use super::common::{self, Reaped};
+use super::{Event, Interest, TimerId, Token};
+
+/// Kernel events fetched per `kevent`; more simply wait for the next.
+const BATCH: usize = 64;
+
+#[derive(Debug)]
+pub(super) struct Selector {
+    kq: Kqueue,
+    io: HashMap<RawFd, (Token, Interest)>,
+    /// Events found outside `kevent` (see `watch_signals`, `watch_process`),
+    /// reported by the next `wait`.
+    pending: Vec<Event>,
+    buf: Vec<KEvent>,
+}
+
+fn change(
+    ident: usize,
+    filter: EventFilter,
+    flags: EvFlags,
+    fflags: FilterFlag,
+    data: isize,
+) -> KEvent {
+    KEvent::new(ident, filter, flags, fflags, data, 0)
+}
+
+fn filters(interest: Interest) -> impl Iterator<Item = EventFilter> {
+    let read = interest.is_read().then_some(EventFilter::EVFILT_READ);
+    let write = interest.is_write().then_some(EventFilter::EVFILT_WRITE);
+    read.into_iter().chain(write)
+}
+
+fn ident_fd(fd: RawFd) -> io::Result<usize> {
+    usize::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))
+}
+
+fn duration_timespec(d: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: d.subsec_nanos().into(),
+    }
+}
+
+/// Consumes a pending instance of `sig`, if there is one, so that it is not
+/// delivered later should the mask ever be lifted (kqueue only observes
+/// signals; blocked ones stay pending). Returns whether one was pending.
+fn take_pending(sig: Signal) -> bool {
+    let mut set = SigSet::empty();
+    set.add(sig);
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `set` and `zero` are valid for the call; a null siginfo
+    // pointer is allowed and means "don't report details".
+    let rc = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &zero) };
+    rc == sig as libc::c_int
+}
+
+impl Selector {
+    pub(super) fn new() -> io::Result<Selector> {
+        let kq = Kqueue::new()?;
+        fcntl(kq.as_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+        let blank = change(
+            0,
+            EventFilter::EVFILT_READ,
+            EvFlags::empty(),
+            FilterFlag::empty(),
+            0,
+        );
+        Ok(Selector {
+            kq,
+            io: HashMap::new(),
+            pending: Vec::new(),
+            buf: vec![blank; BATCH],
+        })
+    }
+
+    /// Applies one change to the kqueue.
+    fn apply(&self, ev: KEvent) -> io::Result<()> {
+        // With no room for events kevent only applies the change and
+        // returns at once, reporting its error as the call's error.
+        self.kq.kevent(&[ev], &mut [], None)?;
+        Ok(())
+    }
+
+    /// Removes a filter; one the kernel already dropped is not an error.
+    fn delete(&self, ident: usize, filter: EventFilter) -> io::Result<()> {
+        match self.apply(change(
+            ident,
+            filter,
+            EvFlags::EV_DELETE,
+            FilterFlag::empty(),
+            0,
+        )) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+            other => other,
+        }
+    }
+
+    pub(super) fn register(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        let raw = fd.as_raw_fd();
+        if self.io.contains_key(&raw) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "descriptor is already registered",
+            ));
+        }
+        let ident = ident_fd(raw)?;
+        for filter in filters(interest) {
+            if let Err(e) = self.apply(change(
+                ident,
+                filter,
+                EvFlags::EV_ADD,
+                FilterFlag::empty(),
+                0,
+            )) {
+                // Leave nothing half registered.
+                for added in filters(interest).take_while(|f| *f != filter) {
+                    let _ = self.delete(ident, added);
+                }
+                return Err(e);
+            }
+        }
+        self.io.insert(raw, (token, interest));
+        Ok(())
+    }
+
+    pub(super) fn reregister(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        let raw = fd.as_raw_fd();
+        let Some(&(_, old)) = self.io.get(&raw) else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "descriptor is not registered",
+            ));
+        };
+        let ident = ident_fd(raw)?;
+        for filter in filters(interest).filter(|f| !filters(old).any(|o| o == *f)) {
+            self.apply(change(
+                ident,
+                filter,
+                EvFlags::EV_ADD,
+                FilterFlag::empty(),
+                0,
+            ))?;
+        }
+        for filter in filters(old).filter(|f| !filters(interest).any(|n| n == *f)) {
+            self.delete(ident, filter)?;
+        }
+        self.io.insert(raw, (token, interest));
+        Ok(())
+    }
+
+    pub(super) fn deregister(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        let raw = fd.as_raw_fd();
+        let Some((_, interest)) = self.io.remove(&raw) else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "descriptor is not registered",
+            ));
+        };
+        let ident = ident_fd(raw)?;
+        for filter in filters(interest) {
+            self.delete(ident, filter)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn watch_process(&mut self, pid: Pid) -> io::Result<()> {
+        let ident =
+            usize::try_from(pid.as_raw()).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+        let flags = EvFlags::EV_ADD | EvFlags::EV_ONESHOT;
+        match self.apply(change(
+            ident,
+            EventFilter::EVFILT_PROC,
+            flags,
+            FilterFlag::NOTE_EXIT,
+            0,
+        )) {
+            // A kernel that can not attach to a zombie: the child already
+            // exited, so reap it now and report it at the next wait.
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => match common::reap(pid, false)? {
+                Reaped::Now(status) => {
+                    self.pending.push(Event::ProcessExited { pid, status });
+                    Ok(())
+                }
+                Reaped::Running | Reaped::Gone => Err(e),
+            },
+            other => other,
+        }
+    }
+
+    pub(super) fn set_timer(
+        &mut self,
+        id: TimerId,
+        after: Duration,
+        periodic: bool,
+    ) -> io::Result<()> {
+        let ident =
+            usize::try_from(id.0).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let ms = isize::try_from(after.as_millis())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let mut flags = EvFlags::EV_ADD;
+        if !periodic {
+            flags |= EvFlags::EV_ONESHOT;
+        }
+        // Adding a timer that exists restarts it with the new settings and
+        // discards its unreported expirations (kqueue(2)).
+        self.apply(change(
+            ident,
+            EventFilter::EVFILT_TIMER,
+            flags,
+            FilterFlag::NOTE_MSECONDS,
+            ms,
+        ))
+    }
+
+    pub(super) fn cancel_timer(&mut self, id: TimerId) -> io::Result<()> {
+        match usize::try_from(id.0) {
+            Ok(ident) => self.delete(ident, EventFilter::EVFILT_TIMER),
+            Err(_) => Ok(()), // could never have been set
+        }
+    }
+
+    pub(super) fn watch_signals(&mut self, set: &SigSet) -> io::Result<()> {
+        for sig in set.iter() {
+            let ident = sig as libc::c_int as usize;
+            self.apply(change(
+                ident,
+                EventFilter::EVFILT_SIGNAL,
+                EvFlags::EV_ADD,
+                FilterFlag::empty(),
+                0,
+            ))?;
+            // The filter only sees deliveries from now on; one that came
+            // after the signal was blocked is pending, not lost.
+            if take_pending(sig) {
+                self.pending.push(Event::Signal(sig));
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn wait(
+        &mut self,
+        events: &mut Vec<Event>,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        let timeout = if self.pending.is_empty() {
+            timeout.map(duration_timespec)
+        } else {
+            Some(duration_timespec(Duration::ZERO))
+        };
+        events.append(&mut self.pending);
+        let n = match self.kq.kevent(&[], &mut self.buf, timeout) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        for i in 0..n {
+            let ev = self.buf[i];
+            self.translate(ev, events);
+        }
+        Ok(())
+    }
+
+    /// Turns one kernel event into the caller's event.
+    fn translate(&mut self, ev: KEvent, events: &mut Vec<Event>) {
+        if ev.flags().contains(EvFlags::EV_ERROR) {
+            return; // only changes report errors, and we pass none here
+        }
+        let ident = ev.ident();
+        match ev.filter() {
+            Ok(EventFilter::EVFILT_READ) => {
+                if let Some(&(token, _)) =
+                    RawFd::try_from(ident).ok().and_then(|fd| self.io.get(&fd))
+                {
+                    events.push(Event::Readable(token));
+                }
+            }
+            Ok(EventFilter::EVFILT_WRITE) => {
+                if let Some(&(token, _)) =
+                    RawFd::try_from(ident).ok().and_then(|fd| self.io.get(&fd))
+                {
+                    events.push(Event::Writable(token));
+                }
+            }
+            Ok(EventFilter::EVFILT_PROC) if ev.fflags().contains(FilterFlag::NOTE_EXIT) => {
+                let Ok(raw) = libc::pid_t::try_from(ident) else {
+                    return;
+                };
+                let pid = Pid::from_raw(raw);
+                // NOTE_EXIT is posted inside exit1() just before the child
+                // turns zombie, so a WNOHANG wait could still find it
+                // running: wait for the last few instructions instead. The
+                // event's data is the same wait status, for a child someone
+                // else reaped.
+                let status = match common::reap(pid, true) {
+                    Ok(Reaped::Now(status)) => status,
+                    _ => common::decode_wait_status(ev.data() as libc::c_int),
+                };
+                events.push(Event::ProcessExited { pid, status });
+            }
+            Ok(EventFilter::EVFILT_TIMER) => events.push(Event::Timer(TimerId(ident as u64))),
+            Ok(EventFilter::EVFILT_SIGNAL) => {
+                if let Ok(sig) = Signal::try_from(ident as libc::c_int) {
+                    take_pending(sig);
+                    events.push(Event::Signal(sig));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A kqueue is not inherited by fork(2): its number is not open in the
+    /// child, or is open for something the child opened since. Forget it
+    /// without closing.
+    pub(super) fn discard_in_child(self) {
+        let _ = OwnedFd::from(self.kq).into_raw_fd();
+    }
+}
