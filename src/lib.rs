@@ -10,6 +10,7 @@ compile_error!("hastmon runs on FreeBSD and Linux only");
 
 pub mod config;
 pub mod ctl;
+pub mod daemon;
 pub mod event;
 pub mod exit;
 pub mod proto;

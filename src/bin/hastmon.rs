@@ -67,7 +67,14 @@ fn main() -> ExitCode {
     if cli.test {
         return ExitCode::SUCCESS;
     }
-    let _ = (cfg, cli.debug, cli.foreground, cli.pidfile);
-    eprintln!("hastmon: this build has no daemon yet");
-    ExitCode::from(exit::SOFTWARE as u8)
+    let code = hastmon::daemon::run(hastmon::daemon::Options {
+        config_path: path,
+        config: cfg,
+        foreground: cli.foreground,
+        debug: cli.debug,
+        pidfile: cli
+            .pidfile
+            .unwrap_or_else(|| PathBuf::from(defaults::PIDFILE)),
+    });
+    ExitCode::from(code as u8)
 }

@@ -10,7 +10,7 @@ use hastmon::exit;
 use hastmon::types::Role;
 
 const USAGE: &str = "       hastmonctl role [-d] [-c config] [-n node] <init | primary | secondary | watchdog> all | name ...
-       hastmonctl status [-d] [-c config] [-n node] [-j] [all | name ...]
+       hastmonctl status [-d] [-c config] [-n node] [all | name ...]
        hastmonctl dump [-d] [-c config] [-n node] [--toml | --json] [all | name ...]
 ";
 
@@ -50,12 +50,7 @@ enum Cmd {
     },
     /// Show the status of resources.
     #[command(disable_help_flag = true)]
-    Status {
-        /// Print JSON instead of text.
-        #[arg(short = 'j', long = "json")]
-        json: bool,
-        names: Vec<String>,
-    },
+    Status { names: Vec<String> },
     /// Print the settings this node resolves from the configuration.
     #[command(disable_help_flag = true)]
     Dump {
@@ -115,10 +110,8 @@ fn main() -> ExitCode {
             };
             ctl::dump(&cfg, &names, format, &mut std::io::stdout().lock())
         }
-        Cmd::Role { .. } | Cmd::Status { .. } => {
-            eprintln!("hastmonctl: this build has no control client yet");
-            exit::SOFTWARE
-        }
+        Cmd::Role { role, names } => ctl::role(&cfg, role, names, cli.debug),
+        Cmd::Status { names } => ctl::status(&cfg, names),
     };
     ExitCode::from(code as u8)
 }

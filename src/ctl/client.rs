@@ -26,13 +26,20 @@ pub fn exchange(control: &Address, request: &NvList) -> Result<NvList, Failure> 
     let mut stream = UnixStream::connect(path).map_err(|e| {
         (
             exit::OSERR,
-            format!("Unable to connect to hastmon via {control}: {}.", os_text(&e)),
+            format!(
+                "Unable to connect to hastmon via {control}: {}.",
+                os_text(&e)
+            ),
         )
     })?;
     let unavailable = |what: &str, e: String| {
-        (exit::UNAVAILABLE, format!("{what} hastmon via {control}: {e}."))
+        (
+            exit::UNAVAILABLE,
+            format!("{what} hastmon via {control}: {e}."),
+        )
     };
-    let frame = encode_frame(request).map_err(|e| unavailable("Unable to send command to", e.to_string()))?;
+    let frame = encode_frame(request)
+        .map_err(|e| unavailable("Unable to send command to", e.to_string()))?;
     stream
         .write_all(&frame)
         .map_err(|e| unavailable("Unable to send command to", os_text(&e)))?;

@@ -8,6 +8,8 @@ use std::path::Path;
 
 use crate::config::{self, Config, ConfigError, NodeNames, Resource};
 use crate::exit;
+use crate::proto::msg::{ControlCmd, ControlRequest, RoleReply, StatusReply};
+use crate::types::Role;
 
 /// Output form of `hastmonctl dump`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,5 +69,60 @@ pub fn dump(cfg: &Config, names: &[String], format: DumpFormat, out: &mut dyn Wr
             eprintln!("hastmonctl: unable to write the dump: {e}");
             exit::OSERR
         }
+    }
+}
+
+/// Sends one control request; on failure prints 0.3.4's message.
+fn request(
+    cfg: &Config,
+    cmd: ControlCmd,
+    role: Option<Role>,
+    names: Vec<String>,
+) -> Result<crate::proto::NvList, i32> {
+    let req = ControlRequest {
+        cmd,
+        role,
+        resources: names,
+        auth: None,
+    };
+    let reply = client::exchange(&cfg.control, &req.to_nv()).map_err(|(code, msg)| {
+        eprintln!("[ERROR] {msg}");
+        code
+    })?;
+    match reply.get_i16("error") {
+        Some(n) if n != 0 => {
+            eprintln!("[ERROR] Error {n} received from hastmon.");
+            Err(exit::SOFTWARE)
+        }
+        _ => Ok(reply),
+    }
+}
+
+/// `hastmonctl status`: returns the exit code.
+pub fn status(cfg: &Config, mut names: Vec<String>) -> i32 {
+    if names.is_empty() {
+        names.push("all".into());
+    }
+    match request(cfg, ControlCmd::Status, None, names) {
+        Ok(reply) => {
+            let (text, code) = status::status_text(&StatusReply::from_nv(&reply));
+            print!("{text}");
+            code
+        }
+        Err(code) => code,
+    }
+}
+
+/// `hastmonctl role`: returns the exit code.
+pub fn role(cfg: &Config, role: Role, names: Vec<String>, debug: u8) -> i32 {
+    match request(cfg, ControlCmd::SetRole, Some(role), names) {
+        Ok(reply) => {
+            let (warnings, info, code) =
+                status::role_report(&RoleReply::from_nv(&reply), role, debug);
+            warnings.iter().for_each(|w| eprintln!("{w}"));
+            info.iter().for_each(|i| println!("{i}"));
+            code
+        }
+        Err(code) => code,
     }
 }

@@ -2,9 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::proto::msg::{
-    ResourceStatus, RoleOutcome, RoleReply, StatusOutcome, StatusReply,
-};
+use crate::proto::msg::{ResourceStatus, RoleOutcome, RoleReply, StatusOutcome, StatusReply};
 use crate::types::{Role, State};
 
 /// The status text and the exit code: the first per-resource error, or 0.
@@ -71,19 +69,29 @@ fn resource(out: &mut String, s: &ResourceStatus) {
 
 /// What `hastmonctl role` reports: lines for stderr (warnings) and for
 /// stdout (debug), and the exit code (the first per-resource error).
-pub fn role_report(reply: &RoleReply, requested: Role, debug: u8) -> (Vec<String>, Vec<String>, i32) {
+pub fn role_report(
+    reply: &RoleReply,
+    requested: Role,
+    debug: u8,
+) -> (Vec<String>, Vec<String>, i32) {
     let (mut warnings, mut info, mut code) = (Vec::new(), Vec::new(), 0);
     for e in &reply.entries {
         match &e.outcome {
             RoleOutcome::Error(n) => {
-                warnings.push(format!("[WARNING] [{}] Received error {n} from hastmon.", e.resource));
+                warnings.push(format!(
+                    "[WARNING] [{}] Received error {n} from hastmon.",
+                    e.resource
+                ));
                 if code == 0 {
                     code = i32::from(*n);
                 }
             }
             RoleOutcome::Previous(old) if old == requested.as_str() => {
                 if debug >= 2 {
-                    info.push(format!("[DEBUG][2] [{}] Role unchanged ({old}).", e.resource));
+                    info.push(format!(
+                        "[DEBUG][2] [{}] Role unchanged ({old}).",
+                        e.resource
+                    ));
                 }
             }
             RoleOutcome::Previous(old) => {
