@@ -214,16 +214,7 @@ impl Block {
             }
             return Ok(());
         }
-        let value = match values {
-            [one] => one,
-            [] => return Err(Located::new(keyword.pos, format!("'{kw}' needs a value"))),
-            [_, extra, ..] => {
-                return Err(Located::new(
-                    extra.pos,
-                    format!("'{kw}' takes one value, found another: '{}'", extra.value),
-                ));
-            }
-        };
+        let value = one_value(keyword, values)?;
         let s = &mut self.settings;
         match kw {
             "control" => {
@@ -346,16 +337,7 @@ impl KeyDoc {
                 ));
             }
         };
-        let value = match values {
-            [one] => one,
-            [] => return Err(Located::new(keyword.pos, format!("'{kw}' needs a value"))),
-            [_, extra, ..] => {
-                return Err(Located::new(
-                    extra.pos,
-                    format!("'{kw}' takes one value, found another: '{}'", extra.value),
-                ));
-            }
-        };
+        let value = one_value(keyword, values)?;
         if kw == "algorithm" && !super::KEY_ALGORITHMS.contains(&value.value.as_str()) {
             return Err(Located::new(
                 value.pos,
@@ -370,6 +352,19 @@ impl KeyDoc {
             return Err(Located::new(value.pos, "secret is too long"));
         }
         put(slot, keyword, value, value.value.clone())
+    }
+}
+
+/// The value of a statement that takes exactly one.
+fn one_value<'a>(keyword: &Word, values: &'a [Word]) -> Result<&'a Word, Located> {
+    let kw = &keyword.value;
+    match values {
+        [one] => Ok(one),
+        [] => Err(Located::new(keyword.pos, format!("'{kw}' needs a value"))),
+        [_, extra, ..] => Err(Located::new(
+            extra.pos,
+            format!("'{kw}' takes one value, found another: '{}'", extra.value),
+        )),
     }
 }
 
