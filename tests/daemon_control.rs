@@ -225,3 +225,56 @@ fn stale_socket_from_a_crashed_daemon_is_replaced() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn background_mode_detaches_and_writes_the_daemons_pid() {
+    let dir = std::env::temp_dir().join(format!("hastmon-d-bg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("hastmon.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "control {}/ctl\nresource r {{ exec /bin/true on me {{ remote none }} }}\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_hastmon"))
+        .args(["-n", "me", "-c"])
+        .arg(&conf)
+        .arg("-P")
+        .arg(dir.join("pid"))
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "the starting process exits 0");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid: i32 = loop {
+        if let Ok(text) = std::fs::read_to_string(dir.join("pid"))
+            && let Ok(pid) = text.trim().parse()
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no pid written");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let pid = nix::unistd::Pid::from_raw(pid);
+    assert!(
+        nix::sys::signal::kill(pid, None).is_ok(),
+        "daemon not running"
+    );
+    assert_eq!(
+        nix::unistd::getsid(Some(pid)).unwrap(),
+        pid,
+        "not a session leader"
+    );
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    while dir.join("pid").exists() || dir.join("ctl").exists() {
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(10),
+            "files left behind"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
