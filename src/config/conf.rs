@@ -212,13 +212,13 @@ impl Parser {
                     pos: t.pos,
                 },
             };
-            match keyword.value.as_str() {
-                "resource" if resources.is_some() => {
-                    let list = resources.as_deref_mut().unwrap_or_else(|| unreachable!());
-                    self.resource(&keyword, list)?;
-                }
-                "on" if on.is_some() => {
-                    let list = on.as_deref_mut().unwrap_or_else(|| unreachable!());
+            match (
+                keyword.value.as_str(),
+                resources.as_deref_mut(),
+                on.as_deref_mut(),
+            ) {
+                ("resource", Some(list), _) => self.resource(&keyword, list)?,
+                ("on", _, Some(list)) => {
                     let inner = if level == Level::Global {
                         Level::GlobalOn
                     } else {
@@ -226,12 +226,12 @@ impl Parser {
                     };
                     self.on_block(&keyword, inner, list)?;
                 }
-                "key" => {
+                ("key", ..) => {
                     let key = block.open_key(level, &keyword)?;
                     self.expect_open(&keyword)?;
                     self.key_block(key, &keyword)?;
                 }
-                "resource" | "on" => {
+                ("resource" | "on", ..) => {
                     // Misplaced: let the shared placement rules explain.
                     block.set(level, &keyword, &[])?;
                 }
@@ -356,11 +356,14 @@ impl Parser {
         while let Tok::Word { text, quoted } = &self.peek().tok {
             let pos = self.peek().pos;
             let is_kw = !quoted && is_keyword(text);
+            let same_line = pos.line == keyword.pos.line;
             let take = if list {
                 !is_kw
+            } else if out.is_empty() {
+                !is_kw || same_line
             } else {
-                out.is_empty() && (!is_kw || pos.line == keyword.pos.line)
-                    || (!out.is_empty() && !is_kw && pos.line == keyword.pos.line)
+                // A second value is taken only to report it as one too many.
+                !is_kw && same_line
             };
             if !take {
                 break;
