@@ -14,5 +14,6 @@ pub mod daemon;
 pub mod event;
 pub mod exit;
 pub mod proto;
+pub mod role;
 pub mod sys;
 pub mod types;

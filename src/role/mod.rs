@@ -1,0 +1,201 @@
+//! The role machines: what a worker decides, as pure code.
+//!
+//! A machine takes `(now, input)` and returns [`Action`]s; it owns no
+//! socket, clock or process. The worker turns descriptors, timers and
+//! channel messages into [`Input`]s and carries the actions out; the
+//! simulation in `tests/` does the same with a fake network and clock.
+//! Each machine also tells when it next wants a [`Input::Tick`]
+//! (`deadline()`), so the caller keeps exactly one timer per machine.
+
+use std::fmt;
+use std::ops::{Add, Sub};
+use std::time::Duration;
+
+use crate::proto::msg::{HeartbeatReply, HeartbeatRequest, HookEvent};
+use crate::types::{Role, State};
+
+pub mod primary;
+
+/// A point on a monotonic clock, in milliseconds from an arbitrary origin.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Time(pub u64);
+
+impl Time {
+    pub fn since(self, earlier: Time) -> Duration {
+        Duration::from_millis(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl Add<Duration> for Time {
+    type Output = Time;
+    fn add(self, d: Duration) -> Time {
+        Time(
+            self.0
+                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        )
+    }
+}
+
+impl Sub<Time> for Time {
+    type Output = Duration;
+    fn sub(self, earlier: Time) -> Duration {
+        self.since(earlier)
+    }
+}
+
+/// How a hook ended, as the main process saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookResult {
+    Exited(i32),
+    Signaled(i32),
+    /// Killed after `hook_timeout`.
+    TimedOut,
+    /// Could not be started at all.
+    NotRun,
+}
+
+impl HookResult {
+    /// The meaning of a `status` hook's result: 0 running, 1 stopped,
+    /// anything else, including a kill or a hook that never ran, unknown
+    /// (quirks.md Q4: 0.3.4 read the last cases as running).
+    pub fn status_state(self) -> State {
+        match self {
+            HookResult::Exited(0) => State::Run,
+            HookResult::Exited(1) => State::Stopped,
+            _ => State::Unknown,
+        }
+    }
+
+    pub fn succeeded(self) -> bool {
+        self == HookResult::Exited(0)
+    }
+}
+
+impl fmt::Display for HookResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HookResult::Exited(c) => write!(f, "exit code {c}"),
+            HookResult::Signaled(s) => write!(f, "killed by signal {s}"),
+            HookResult::TimedOut => f.write_str("timed out"),
+            HookResult::NotRun => f.write_str("not run"),
+        }
+    }
+}
+
+/// Why an outgoing connection (and its handshake) did not come up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectFailure {
+    /// No connection, or it broke, or the peer did not answer in time.
+    Unreachable(String),
+    /// The peer answered with `errmsg`.
+    Refused(String),
+    /// The peer is a primary with a stronger priority.
+    StrongerPrimary { errmsg: String, priority: i32 },
+}
+
+/// Everything that can happen to a machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// The worker started; always the first input.
+    Start,
+    /// The time the machine asked for (`deadline()`) has come.
+    Tick,
+    /// A hook the machine asked for ended.
+    HookDone {
+        event: HookEvent,
+        result: HookResult,
+    },
+    /// The connection to a remote, handshake included, is up.
+    Connected { remote: usize },
+    ConnectFailed {
+        remote: usize,
+        reason: ConnectFailure,
+    },
+    /// A remote's heartbeat reply (primary).
+    Reply { remote: usize, msg: HeartbeatReply },
+    /// An established connection to a remote broke.
+    PeerLost { remote: usize },
+    /// The main process asked for this worker's status; `remote` when the
+    /// question came over the network (a watchdog's poll).
+    StatusPolled { remote: bool },
+    /// Asked to exit: with `stop` the resource is stopped first (SIGTERM,
+    /// SIGINT), without it left running (SIGHUP, reload).
+    Terminate { stop: bool },
+}
+
+/// Log levels a machine uses for what it wants said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Error,
+    Warning,
+    Notice,
+    Info,
+    Debug,
+}
+
+/// Everything a machine can ask for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    RunHook(HookEvent),
+    Connect {
+        remote: usize,
+    },
+    Disconnect {
+        remote: usize,
+    },
+    Heartbeat {
+        remote: usize,
+        msg: HeartbeatRequest,
+    },
+    Log {
+        level: Level,
+        msg: String,
+    },
+    /// The worker is done: exit with this code once every action before
+    /// it was carried out.
+    Exit(i32),
+}
+
+/// What a worker tells `hastmonctl status` through the main process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub state: State,
+    pub attempts: u32,
+    /// One per configured remote, in configuration order.
+    pub remotes: Vec<RemoteReport>,
+}
+
+/// How a worker sees one remote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteReport {
+    /// Primary and secondary: whether the connection is up.
+    Link { connected: bool },
+    /// Watchdog: the role and state the remote reported at the last poll.
+    Seen { role: Role, state: State },
+}
+
+impl RemoteReport {
+    /// `remotestate<j>` as 0.3.4 sends it.
+    pub fn state_text(self) -> &'static str {
+        match self {
+            RemoteReport::Link { connected: true } => "connected",
+            RemoteReport::Link { connected: false } => "disconnected",
+            RemoteReport::Seen { state, .. } => state.as_str(),
+        }
+    }
+
+    /// `remoterole<j>`: watchdogs only.
+    pub fn role_text(self) -> Option<&'static str> {
+        match self {
+            RemoteReport::Link { .. } => None,
+            RemoteReport::Seen { role, .. } => Some(role.as_str()),
+        }
+    }
+}
+
+fn log(out: &mut Vec<Action>, level: Level, msg: impl Into<String>) {
+    out.push(Action::Log {
+        level,
+        msg: msg.into(),
+    });
+}

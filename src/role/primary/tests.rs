@@ -1,0 +1,269 @@
+use std::time::Duration;
+
+use super::*;
+use crate::proto::msg::HeartbeatReply;
+use crate::role::HookResult;
+
+const HB: Duration = Duration::from_secs(10);
+
+fn cfg(remotes: &[(&str, bool)]) -> PrimaryConfig {
+    PrimaryConfig {
+        heartbeat: HB,
+        timeout: Duration::from_secs(5),
+        attempts: 2,
+        complaint_count: 3,
+        remotes: remotes
+            .iter()
+            .map(|(a, r)| RemoteSpec {
+                addr: a.to_string(),
+                reachable: *r,
+            })
+            .collect(),
+    }
+}
+
+fn hooks(actions: &[Action]) -> Vec<HookEvent> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RunHook(e) => Some(*e),
+            _ => None,
+        })
+        .collect()
+}
+
+fn exit_code(actions: &[Action]) -> Option<i32> {
+    actions.iter().find_map(|a| match a {
+        Action::Exit(c) => Some(*c),
+        _ => None,
+    })
+}
+
+fn status(p: &mut Primary, now: Time, code: i32) -> Vec<Action> {
+    p.handle(
+        now,
+        Input::HookDone {
+            event: HookEvent::Status,
+            result: HookResult::Exited(code),
+        },
+    )
+}
+
+#[test]
+fn standalone_primary_checks_then_starts_then_keeps_running() {
+    let mut p = Primary::new(cfg(&[("none", false)]), Time(0));
+    let a = p.handle(Time(0), Input::Start);
+    assert_eq!(hooks(&a), [HookEvent::Status]);
+    assert_eq!(p.deadline(), Some(Time(10_000)));
+    assert_eq!(hooks(&status(&mut p, Time(50), 1)), [HookEvent::Start]);
+    assert_eq!(p.report().state, State::Starting);
+    assert_eq!(p.report().attempts, 1);
+    // Nothing more until the next cycle.
+    assert!(
+        hooks(&p.handle(
+            Time(60),
+            Input::HookDone {
+                event: HookEvent::Start,
+                result: HookResult::Exited(0)
+            }
+        ))
+        .is_empty()
+    );
+    assert_eq!(
+        hooks(&p.handle(Time(10_000), Input::Tick)),
+        [HookEvent::Status]
+    );
+    assert!(hooks(&status(&mut p, Time(10_050), 0)).is_empty());
+    assert_eq!(p.report().state, State::Run);
+    assert_eq!(p.report().attempts, 0);
+    // With only `none`, silence never stops it (Q12).
+    for n in 2..20 {
+        let a = p.handle(Time(n * 10_000), Input::Tick);
+        assert_eq!(hooks(&a), [HookEvent::Status], "cycle {n}");
+        assert!(hooks(&status(&mut p, Time(n * 10_000 + 5), 0)).is_empty());
+    }
+}
+
+#[test]
+fn attempts_are_counted_and_exhaustion_stops_and_exits_69() {
+    let mut p = Primary::new(cfg(&[("none", false)]), Time(0));
+    p.handle(Time(0), Input::Start);
+    assert_eq!(hooks(&status(&mut p, Time(1), 1)), [HookEvent::Start]);
+    p.handle(Time(10_000), Input::Tick);
+    // Unknown counts as not running.
+    assert_eq!(hooks(&status(&mut p, Time(10_001), 3)), [HookEvent::Start]);
+    assert_eq!(p.report().attempts, 2);
+    p.handle(Time(20_000), Input::Tick);
+    let a = status(&mut p, Time(20_001), 1);
+    assert_eq!(hooks(&a), [HookEvent::Stop]);
+    assert_eq!(exit_code(&a), Some(exit::UNAVAILABLE));
+    assert_eq!(p.deadline(), None);
+    assert!(p.handle(Time(30_000), Input::Tick).is_empty());
+}
+
+#[test]
+fn a_status_still_running_is_not_asked_for_again() {
+    let mut p = Primary::new(cfg(&[("none", false)]), Time(0));
+    p.handle(Time(0), Input::Start);
+    assert!(hooks(&p.handle(Time(10_000), Input::Tick)).is_empty());
+    assert!(hooks(&p.handle(Time(20_000), Input::Tick)).is_empty());
+    // A status that timed out reads as unknown, never as running (Q4).
+    let a = p.handle(
+        Time(25_000),
+        Input::HookDone {
+            event: HookEvent::Status,
+            result: HookResult::TimedOut,
+        },
+    );
+    assert_eq!(hooks(&a), [HookEvent::Start]);
+}
+
+#[test]
+fn termination_stops_the_resource_but_reload_leaves_it_running() {
+    let mut p = Primary::new(cfg(&[("none", false)]), Time(0));
+    p.handle(Time(0), Input::Start);
+    let a = p.handle(Time(5), Input::Terminate { stop: true });
+    assert_eq!(hooks(&a), [HookEvent::Stop]);
+    assert_eq!(exit_code(&a), Some(0));
+
+    let mut p = Primary::new(cfg(&[("none", false)]), Time(0));
+    p.handle(Time(0), Input::Start);
+    let a = p.handle(Time(5), Input::Terminate { stop: false });
+    assert!(hooks(&a).is_empty());
+    assert_eq!(exit_code(&a), Some(0));
+}
+
+#[test]
+fn first_cycle_waits_for_the_first_connection_attempts() {
+    let mut p = Primary::new(cfg(&[("tcp4://b", true), ("none", false)]), Time(0));
+    let a = p.handle(Time(0), Input::Start);
+    assert_eq!(a, [Action::Connect { remote: 0 }]);
+    let a = p.handle(Time(100), Input::Connected { remote: 0 });
+    assert_eq!(hooks(&a), [HookEvent::Connect, HookEvent::Status]);
+    assert!(a.contains(&Action::Heartbeat {
+        remote: 0,
+        msg: HeartbeatRequest::new(State::Unknown, 1)
+    }));
+    assert_eq!(
+        p.report().remotes,
+        [
+            RemoteReport::Link { connected: true },
+            RemoteReport::Link { connected: false }
+        ]
+    );
+}
+
+#[test]
+fn a_remote_running_the_resource_is_never_joined_by_a_start() {
+    let mut p = Primary::new(cfg(&[("tcp4://b", true)]), Time(0));
+    p.handle(Time(0), Input::Start);
+    p.handle(Time(1), Input::Connected { remote: 0 });
+    p.handle(
+        Time(2),
+        Input::Reply {
+            remote: 0,
+            msg: HeartbeatReply {
+                seq: Some(1),
+                status: HeartbeatStatus::State(State::Run),
+            },
+        },
+    );
+    assert!(hooks(&status(&mut p, Time(3), 1)).is_empty());
+    assert_eq!(p.report().attempts, 0);
+    // If both run it, the primary stops its own copy.
+    p.handle(Time(10_000), Input::Tick);
+    p.handle(
+        Time(10_002),
+        Input::Reply {
+            remote: 0,
+            msg: HeartbeatReply {
+                seq: Some(2),
+                status: HeartbeatStatus::State(State::Run),
+            },
+        },
+    );
+    assert_eq!(hooks(&status(&mut p, Time(10_003), 0)), [HookEvent::Stop]);
+}
+
+#[test]
+fn a_missing_reply_disconnects_and_a_stale_seq_is_ignored() {
+    let mut p = Primary::new(cfg(&[("tcp4://b", true)]), Time(0));
+    p.handle(Time(0), Input::Start);
+    p.handle(Time(1), Input::Connected { remote: 0 });
+    assert_eq!(p.deadline(), Some(Time(5_001)));
+    let a = p.handle(
+        Time(2),
+        Input::Reply {
+            remote: 0,
+            msg: HeartbeatReply {
+                seq: Some(7),
+                status: HeartbeatStatus::State(State::Run),
+            },
+        },
+    );
+    assert!(matches!(
+        a[..],
+        [Action::Log {
+            level: Level::Debug,
+            ..
+        }]
+    ));
+    let a = p.handle(Time(5_001), Input::Tick);
+    assert!(a.contains(&Action::Disconnect { remote: 0 }));
+    assert_eq!(hooks(&a), [HookEvent::Disconnect]);
+    // An errored remote is "not running": the resource starts here (Q6).
+    assert_eq!(hooks(&status(&mut p, Time(5_002), 1)), [HookEvent::Start]);
+}
+
+#[test]
+fn silence_beyond_the_limit_stops_the_resource_unless_a_watchdog_polls() {
+    let mut p = Primary::new(cfg(&[("tcp4://b", true)]), Time(0));
+    p.handle(Time(0), Input::Start);
+    p.handle(
+        Time(5_000),
+        Input::ConnectFailed {
+            remote: 0,
+            reason: ConnectFailure::Unreachable("timed out".into()),
+        },
+    );
+    // Polled from the network at 25 s: the limit (30 s) counts from there.
+    p.handle(Time(25_000), Input::StatusPolled { remote: true });
+    let mut t = 5_000;
+    let exit_at = loop {
+        t += 10_000;
+        let a = p.handle(Time(t), Input::Tick);
+        if let Some(code) = exit_code(&a) {
+            assert_eq!(code, exit::UNAVAILABLE);
+            assert_eq!(hooks(&a), [HookEvent::Stop]);
+            break t;
+        }
+        p.handle(
+            Time(t),
+            Input::ConnectFailed {
+                remote: 0,
+                reason: ConnectFailure::Unreachable("x".into()),
+            },
+        );
+        assert!(t < 100_000);
+    };
+    assert_eq!(exit_at, 65_000);
+}
+
+#[test]
+fn a_stronger_primary_makes_this_one_stop_and_exit_77() {
+    let mut p = Primary::new(cfg(&[("tcp4://b", true)]), Time(0));
+    p.handle(Time(0), Input::Start);
+    let a = p.handle(
+        Time(1),
+        Input::ConnectFailed {
+            remote: 0,
+            reason: ConnectFailure::StrongerPrimary {
+                errmsg: "Remote node acts as primary with higher priority (prioty number 0)."
+                    .into(),
+                priority: 0,
+            },
+        },
+    );
+    assert_eq!(hooks(&a), [HookEvent::Stop]);
+    assert_eq!(exit_code(&a), Some(exit::NOPERM));
+}
