@@ -17,3 +17,4 @@ pub mod proto;
 pub mod role;
 pub mod sys;
 pub mod types;
+pub mod worker;

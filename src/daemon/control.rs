@@ -32,9 +32,10 @@ struct Conn {
 /// Tokens and timer ids of control connections live in their own range.
 pub const LISTENER: Token = Token(1);
 const CONN_BASE: u64 = 1 << 32;
+const CONN_END: u64 = 2 << 32;
 
-pub fn owns(token: Token) -> bool {
-    token.0 >= CONN_BASE
+pub fn owns(id: u64) -> bool {
+    (CONN_BASE..CONN_END).contains(&id)
 }
 
 impl ControlServer {
@@ -85,7 +86,11 @@ impl ControlServer {
             match self.listener.accept() {
                 Ok((stream, _)) => {
                     let id = self.next_id;
-                    self.next_id += 1;
+                    self.next_id = if id + 1 >= CONN_END {
+                        CONN_BASE
+                    } else {
+                        id + 1
+                    };
                     if let Err(e) = stream.set_nonblocking(true).and_then(|()| {
                         poller.register(stream.as_fd(), Token(id), crate::event::Interest::Read)?;
                         poller.set_timer(TimerId(id), REQUEST_DEADLINE, false)
@@ -178,6 +183,13 @@ impl ControlServer {
             let _ = poller.deregister(conn.stream.as_fd());
             let _ = poller.cancel_timer(TimerId(id));
         }
+    }
+
+    /// Every descriptor this holds, for a forked worker to close.
+    pub fn descriptors(&self, out: &mut Vec<std::os::fd::RawFd>) {
+        use std::os::fd::AsRawFd;
+        out.push(self.listener.as_raw_fd());
+        out.extend(self.conns.values().map(|c| c.stream.as_raw_fd()));
     }
 
     /// Removes the socket file; the descriptor closes when dropped.

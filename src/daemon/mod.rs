@@ -2,20 +2,26 @@
 //! event loop.
 
 mod control;
-mod resources;
+mod hooks;
+mod requests;
+mod supervisor;
+mod workers;
 
+use std::os::fd::RawFd;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
 use crate::config::Config;
 use crate::config::address::Kind;
-use crate::event::{Event, Poller, TimerId};
+use crate::event::{Event, Poller, TimerId, Token};
 use crate::exit;
 use crate::sys::pidfile::{Pidfile, PidfileError};
 use crate::{log_error, log_notice, log_warning};
 use control::ControlServer;
-use resources::Resources;
+use requests::Requests;
+use supervisor::{Ctx, Supervisor};
 
 /// The signals the main process handles in its loop.
 const SIGNALS: &[Signal] = &[Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
@@ -30,6 +36,7 @@ pub struct Options {
 
 /// Runs the daemon; returns the process exit code.
 pub fn run(opts: Options) -> i32 {
+    crate::sys::fd::close_from_3();
     crate::sys::log::init("hastmon", true, false, opts.debug);
     // Held pending from the start: a signal that arrives before the event
     // loop exists is handled by it, not by the default action.
@@ -91,7 +98,8 @@ pub fn run(opts: Options) -> i32 {
     if !opts.foreground {
         write_pid(pidfile.as_mut());
     }
-    let code = match serve(&opts, control) {
+    let pid_fd = pidfile.as_ref().map(Pidfile::raw_fd);
+    let code = match serve(&opts, control, pid_fd) {
         Ok(()) => exit::OK,
         Err(e) => {
             log_error!("Event loop failed: {e}.");
@@ -112,36 +120,91 @@ fn write_pid(pidfile: Option<&mut Pidfile>) {
     }
 }
 
-fn serve(opts: &Options, mut control: ControlServer) -> std::io::Result<()> {
+/// How long shutdown waits for workers to stop their resources and for
+/// hooks to finish, beyond the longest hook time limit.
+const SHUTDOWN_MARGIN: Duration = Duration::from_secs(10);
+
+fn serve(opts: &Options, control: ControlServer, pid_fd: Option<RawFd>) -> std::io::Result<()> {
     // Made after daemonizing: a kqueue does not survive fork.
     let mut poller = Poller::new()?;
     poller.watch_signals(SIGNALS)?;
     control.register(&mut poller)?;
-    let mut resources = Resources::new(&opts.config);
-    resources.set_initial_roles();
+    let mut control = Some(control);
+    let mut sup = Supervisor::new(&opts.config, opts.debug, opts.foreground);
+    let outside = |control: &Option<ControlServer>| {
+        let mut fds: Vec<RawFd> = pid_fd.into_iter().collect();
+        if let Some(c) = control {
+            c.descriptors(&mut fds);
+        }
+        fds
+    };
+    sup.set_initial_roles(&mut Ctx {
+        outside: outside(&control),
+        poller: &mut poller,
+    });
+    let mut shutdown: Option<Instant> = None;
     let mut events = Vec::new();
     loop {
-        poller.wait(&mut events, None)?;
+        if let Some(deadline) = shutdown {
+            if sup.quiet() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                log_warning!(
+                    "Workers or hooks still running at the shutdown deadline; exiting anyway."
+                );
+                return Ok(());
+            }
+        }
+        let wait = shutdown.map(|d| d.saturating_duration_since(Instant::now()));
+        poller.wait(&mut events, wait)?;
         for ev in events.drain(..) {
+            let mut ctx = Ctx {
+                outside: outside(&control),
+                poller: &mut poller,
+            };
             match ev {
                 Event::Signal(Signal::SIGTERM | Signal::SIGINT) => {
+                    if shutdown.is_some() {
+                        continue;
+                    }
                     log_notice!("Termination signal received, exiting.");
-                    control.remove();
-                    return Ok(());
+                    // No new requests: the socket goes away first.
+                    if let Some(c) = control.take() {
+                        c.remove();
+                    }
+                    sup.terminate_all(ctx.poller);
+                    shutdown =
+                        Some(Instant::now() + sup.longest_hook_timeout() * 2 + SHUTDOWN_MARGIN);
                 }
                 Event::Signal(Signal::SIGHUP) => {
                     log_warning!(
                         "Configuration reload is not supported by this version; SIGHUP ignored."
                     );
                 }
-                Event::Readable(control::LISTENER) => control.accept(&mut poller),
-                Event::Readable(t) if control::owns(t) => {
-                    if let Some((id, request)) = control.read(&mut poller, t) {
-                        let reply = resources.handle(&request);
-                        control.reply(&mut poller, id, reply);
+                Event::Readable(control::LISTENER) => {
+                    if let Some(c) = control.as_mut() {
+                        c.accept(ctx.poller);
                     }
                 }
-                Event::Timer(TimerId(id)) => control.expire(&mut poller, id),
+                Event::Readable(Token(id)) if control::owns(id) => {
+                    if let Some(c) = control.as_mut()
+                        && let Some((conn, request)) = c.read(ctx.poller, Token(id))
+                    {
+                        let reply = Requests { sup: &mut sup }.handle(&mut ctx, &request);
+                        c.reply(ctx.poller, conn, reply);
+                    }
+                }
+                Event::Readable(Token(id)) if supervisor::owns(id) || hooks::owns(id) => {
+                    sup.readable(&mut ctx, id);
+                }
+                Event::Timer(TimerId(id)) if control::owns(id) => {
+                    if let Some(c) = control.as_mut() {
+                        c.expire(ctx.poller, id);
+                    }
+                }
+                Event::Timer(id) => sup.timer(&mut ctx, id),
+                Event::ProcessExited { pid, status } => sup.exited(&mut ctx, pid, status),
                 _ => {}
             }
         }

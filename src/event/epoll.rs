@@ -321,4 +321,13 @@ impl Selector {
     pub(super) fn discard_in_child(self) {
         drop(self);
     }
+
+    pub(super) fn descriptors(&self, out: &mut Vec<RawFd>) {
+        out.push(self.epoll.0.as_raw_fd());
+        out.extend(self.timers.values().map(|t| t.fd.as_fd().as_raw_fd()));
+        out.extend(self.processes.values().map(|p| p.as_raw_fd()));
+        if let Some((sfd, _)) = &self.signals {
+            out.push(sfd.as_raw_fd());
+        }
+    }
 }

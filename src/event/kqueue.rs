@@ -353,4 +353,7 @@ impl Selector {
     pub(super) fn discard_in_child(self) {
         let _ = OwnedFd::from(self.kq).into_raw_fd();
     }
+
+    /// None: a forked child does not inherit the kqueue.
+    pub(super) fn descriptors(&self, _out: &mut Vec<RawFd>) {}
 }

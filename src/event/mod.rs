@@ -30,6 +30,7 @@
 //! fn watch_signals(&mut self, signals: &SigSet) -> io::Result<()>
 //! fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()>
 //! fn discard_in_child(self)
+//! fn descriptors(&self, out: &mut Vec<RawFd>)
 //! ```
 //!
 //! and must give the same observable behaviour on every platform:
@@ -249,6 +250,14 @@ impl Poller {
     pub fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
         events.clear();
         self.sys.wait(events, timeout)
+    }
+
+    /// The descriptors this poller holds that a forked child inherits.
+    /// The child closes them (it must never use them: see the module
+    /// documentation on fork) when it cannot take the poller by value for
+    /// [`Poller::discard_in_child`].
+    pub fn descriptors(&self, out: &mut Vec<std::os::fd::RawFd>) {
+        self.sys.descriptors(out);
     }
 
     /// Gets rid of a poller inherited from the parent, in a forked child,

@@ -76,6 +76,17 @@ pub fn init(ident: &str, foreground: bool, use_syslog: bool, debug: u8) {
     };
 }
 
+/// Closes the syslog connection: a forked worker does so before checking
+/// its descriptors, then opens its own with `init`.
+pub fn close_syslog() {
+    state().syslog = None;
+}
+
+/// Whether records go to syslog (the daemon runs in the background).
+pub fn uses_syslog() -> bool {
+    state().syslog.is_some()
+}
+
 /// Sets the `[resource] (role) ` prefix of every following record.
 pub fn set_prefix(prefix: impl Into<String>) {
     state().prefix = prefix.into();

@@ -1,8 +1,10 @@
 //! Small platform pieces: host names, process titles, pidfile, logging.
 
+pub mod fd;
 pub mod host;
 pub mod log;
 pub mod pidfile;
+pub mod proctitle;
 
 /// Detaches from the terminal as daemon(3) does: fork, new session,
 /// working directory `/`, standard descriptors on `/dev/null`.

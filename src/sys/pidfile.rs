@@ -57,6 +57,11 @@ impl Pidfile {
         f.sync_data()
     }
 
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.file.as_raw_fd()
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -1,51 +1,26 @@
-//! What the main process knows of each resource, and the answers to
-//! control requests built from it.
+//! The answers to control requests (`hastmonctl role` and `status`).
 
-use crate::config::{Config, Resource};
+use super::supervisor::{Ctx, Supervisor};
+use crate::log_notice;
 use crate::proto::NvList;
 use crate::proto::msg::{
     ControlCmd, ControlRequest, RemoteStatus, ResourceStatus, RoleEntry, RoleOutcome, RoleReply,
-    StatusEntry, StatusOutcome, StatusReply, ehast, error_reply,
+    StatusEntry, StatusOutcome, StatusReply, WorkerStatus, ehast, error_reply,
 };
 use crate::types::Role;
-use crate::{log_debug, log_notice};
 
-pub struct ResourceState {
-    pub cfg: Resource,
-    pub role: Role,
+/// Answers control requests from what the supervisor holds.
+pub struct Requests<'s> {
+    pub sup: &'s mut Supervisor,
 }
 
-pub struct Resources {
-    pub list: Vec<ResourceState>,
-}
-
-impl Resources {
-    pub fn new(cfg: &Config) -> Resources {
-        Resources {
-            list: cfg
-                .resources
-                .iter()
-                .map(|r| ResourceState {
-                    cfg: r.clone(),
-                    role: Role::Init,
-                })
-                .collect(),
-        }
-    }
-
-    /// Applies `role_on_start` to every resource, in configuration order.
-    pub fn set_initial_roles(&mut self) {
-        for r in &mut self.list {
-            r.role = r.cfg.role_on_start;
-            log_notice!("[{}] Role set to {}.", r.cfg.name, r.role);
-        }
-    }
-
+impl Requests<'_> {
     /// Indices of the named resources; `all` first means every one. An
     /// unknown name is `None` in its place.
     fn lookup(&self, names: &[String]) -> Vec<(String, Option<usize>)> {
         if names.first().is_some_and(|n| n == "all") {
             return self
+                .sup
                 .list
                 .iter()
                 .enumerate()
@@ -54,13 +29,18 @@ impl Resources {
         }
         names
             .iter()
-            .map(|n| (n.clone(), self.list.iter().position(|r| &r.cfg.name == n)))
+            .map(|n| {
+                (
+                    n.clone(),
+                    self.sup.list.iter().position(|r| &r.cfg.name == n),
+                )
+            })
             .collect()
     }
 
     /// Answers one control request; `None` means close without a reply,
     /// as 0.3.4 does for a request without `cmd`.
-    pub fn handle(&mut self, request: &NvList) -> Option<NvList> {
+    pub fn handle(&mut self, ctx: &mut Ctx<'_>, request: &NvList) -> Option<NvList> {
         let Ok(req) = ControlRequest::from_nv(request) else {
             log_notice!("Control header is missing 'cmd' field.");
             return None;
@@ -80,7 +60,9 @@ impl Resources {
                     .map(|(name, idx)| RoleEntry {
                         outcome: match idx {
                             None => RoleOutcome::Error(ehast::NOENTRY),
-                            Some(i) => RoleOutcome::Previous(self.set_role(i, role).to_string()),
+                            Some(i) => {
+                                RoleOutcome::Previous(self.sup.set_role(ctx, i, role).to_string())
+                            }
                         },
                         resource: name,
                     })
@@ -117,41 +99,37 @@ impl Resources {
         }
     }
 
-    /// Sets a role; returns the role it had before.
-    fn set_role(&mut self, i: usize, role: Role) -> Role {
-        let r = &mut self.list[i];
-        let old = r.role;
-        if old == role {
-            log_debug!(2, "[{}] ({}) Role unchanged.", r.cfg.name, old);
-            return old;
-        }
-        log_notice!("[{}] ({}) Role changed to {}.", r.cfg.name, old, role);
-        r.role = role;
-        old
-    }
-
     fn status(&self, i: usize) -> ResourceStatus {
-        let r = &self.list[i];
+        let r = &self.sup.list[i];
         let c = &r.cfg;
+        let worker = r.worker.as_ref();
+        let report = worker.and_then(|w| w.report.as_ref());
         ResourceStatus {
             exec: c.exec.clone(),
             attempts_max: clamp(c.attempts as u64),
             remotes: c
                 .remote
                 .iter()
-                .map(|a| RemoteStatus {
-                    addr: a.to_string(),
-                    state: None,
-                    role: None,
+                .enumerate()
+                .map(|(j, a)| {
+                    let seen = report.and_then(|rep| rep.remotes.get(j));
+                    RemoteStatus {
+                        addr: a.to_string(),
+                        state: seen.map(|s| s.state_text().to_string()),
+                        role: seen.and_then(|s| s.role_text()).map(str::to_string),
+                    }
                 })
                 .collect(),
             role: r.role,
-            workerpid: 0,
+            workerpid: worker.map_or(0, |w| w.pid.as_raw()),
             complaints: 0,
             complaints_critical: clamp(c.complaint_count as u64),
             complaints_interval: whole_seconds(c.complaint_interval),
             heartbeat: whole_seconds(c.heartbeat_interval),
-            worker: None,
+            worker: report.map(|rep| WorkerStatus {
+                state: rep.state,
+                attempts: clamp(u64::from(rep.attempts)),
+            }),
         }
     }
 }

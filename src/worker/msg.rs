@@ -1,0 +1,273 @@
+//! The typed messages of the main ↔ worker channel. Internal to one node
+//! (both ends are the same binary), so the encoding only has to be exact,
+//! not compatible: an nv list with a `cmd` and one field per value.
+
+use crate::proto::NvList;
+use crate::proto::msg::HookEvent;
+use crate::role::{ConnectFailure, HookResult, RemoteReport, Report};
+use crate::types::{Role, State};
+
+/// Main process → worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ToWorker {
+    /// A hook the worker asked for ended.
+    HookDone {
+        event: HookEvent,
+        result: HookResult,
+    },
+    /// Someone asked for this resource's status; `remote` when it came
+    /// over the network.
+    Polled { remote: bool },
+    /// The connection asked for is up; its descriptors come with this
+    /// message.
+    Connected { remote: usize },
+    ConnectFailed {
+        remote: usize,
+        reason: ConnectFailure,
+    },
+}
+
+/// Worker → main process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ToMain {
+    RunHook(HookEvent),
+    /// The worker's current status, sent whenever it changes, so that the
+    /// main process answers `hastmonctl status` without asking.
+    Report(Report),
+    /// Connect to this remote and hand the connection over.
+    Connect {
+        remote: usize,
+    },
+}
+
+fn idx(nv: &NvList, name: &str) -> Option<usize> {
+    nv.get_u32(name).map(|v| v as usize)
+}
+
+fn put_idx(nv: &mut NvList, name: &str, v: usize) {
+    nv.add_u32(name, u32::try_from(v).unwrap_or(u32::MAX));
+}
+
+impl ToWorker {
+    pub fn to_nv(&self) -> NvList {
+        let mut nv = NvList::new();
+        match self {
+            ToWorker::HookDone { event, result } => {
+                let (how, code) = match *result {
+                    HookResult::Exited(c) => (0, c),
+                    HookResult::Signaled(s) => (1, s),
+                    HookResult::TimedOut => (2, 0),
+                    HookResult::NotRun => (3, 0),
+                };
+                nv.add_u8("cmd", 1)
+                    .add_u8("event", event.code())
+                    .add_u8("how", how)
+                    .add_i32("code", code);
+            }
+            ToWorker::Polled { remote } => {
+                nv.add_u8("cmd", 2).add_u8("remote", u8::from(*remote));
+            }
+            ToWorker::Connected { remote } => {
+                nv.add_u8("cmd", 3);
+                put_idx(&mut nv, "remote", *remote);
+            }
+            ToWorker::ConnectFailed { remote, reason } => {
+                nv.add_u8("cmd", 4);
+                put_idx(&mut nv, "remote", *remote);
+                match reason {
+                    ConnectFailure::Unreachable(t) => nv.add_u8("kind", 0).add_string("text", t),
+                    ConnectFailure::Refused(t) => nv.add_u8("kind", 1).add_string("text", t),
+                    ConnectFailure::StrongerPrimary { errmsg, priority } => nv
+                        .add_u8("kind", 2)
+                        .add_string("text", errmsg)
+                        .add_i32("priority", *priority),
+                };
+            }
+        }
+        nv
+    }
+
+    /// `None` for anything that is not a well-formed message.
+    pub fn from_nv(nv: &NvList) -> Option<ToWorker> {
+        Some(match nv.get_u8("cmd")? {
+            1 => ToWorker::HookDone {
+                event: HookEvent::from_code(nv.get_u8("event")?)?,
+                result: match (nv.get_u8("how")?, nv.get_i32("code")?) {
+                    (0, c) => HookResult::Exited(c),
+                    (1, s) => HookResult::Signaled(s),
+                    (2, _) => HookResult::TimedOut,
+                    (3, _) => HookResult::NotRun,
+                    _ => return None,
+                },
+            },
+            2 => ToWorker::Polled {
+                remote: nv.get_u8("remote")? != 0,
+            },
+            3 => ToWorker::Connected {
+                remote: idx(nv, "remote")?,
+            },
+            4 => {
+                let text = nv.get_str("text")?.to_string();
+                ToWorker::ConnectFailed {
+                    remote: idx(nv, "remote")?,
+                    reason: match nv.get_u8("kind")? {
+                        0 => ConnectFailure::Unreachable(text),
+                        1 => ConnectFailure::Refused(text),
+                        2 => ConnectFailure::StrongerPrimary {
+                            errmsg: text,
+                            priority: nv.get_i32("priority")?,
+                        },
+                        _ => return None,
+                    },
+                }
+            }
+            _ => return None,
+        })
+    }
+}
+
+impl ToMain {
+    pub fn to_nv(&self) -> NvList {
+        let mut nv = NvList::new();
+        match self {
+            ToMain::RunHook(event) => {
+                nv.add_u8("cmd", 1).add_u8("event", event.code());
+            }
+            ToMain::Report(r) => {
+                nv.add_u8("cmd", 2)
+                    .add_u8("state", r.state.code())
+                    .add_u32("attempts", r.attempts);
+                put_idx(&mut nv, "remotes", r.remotes.len());
+                for (j, remote) in r.remotes.iter().enumerate() {
+                    match *remote {
+                        RemoteReport::Link { connected } => {
+                            nv.add_u8(format!("connected{j}"), u8::from(connected));
+                        }
+                        RemoteReport::Seen { role, state } => {
+                            nv.add_u8(format!("role{j}"), role.code())
+                                .add_u8(format!("state{j}"), state.code());
+                        }
+                    }
+                }
+            }
+            ToMain::Connect { remote } => {
+                nv.add_u8("cmd", 3);
+                put_idx(&mut nv, "remote", *remote);
+            }
+        }
+        nv
+    }
+
+    pub fn from_nv(nv: &NvList) -> Option<ToMain> {
+        Some(match nv.get_u8("cmd")? {
+            1 => ToMain::RunHook(HookEvent::from_code(nv.get_u8("event")?)?),
+            2 => {
+                let n = idx(nv, "remotes")?;
+                if n > nv.len() {
+                    return None;
+                }
+                let remotes = (0..n)
+                    .map(|j| {
+                        if let Some(c) = nv.get_u8(&format!("connected{j}")) {
+                            return Some(RemoteReport::Link { connected: c != 0 });
+                        }
+                        Some(RemoteReport::Seen {
+                            role: Role::from_code(nv.get_u8(&format!("role{j}"))?),
+                            state: State::from_code(nv.get_u8(&format!("state{j}"))?),
+                        })
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                ToMain::Report(Report {
+                    state: State::from_code(nv.get_u8("state")?),
+                    attempts: nv.get_u32("attempts")?,
+                    remotes,
+                })
+            }
+            3 => ToMain::Connect {
+                remote: idx(nv, "remote")?,
+            },
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_round_trips() {
+        let to_worker = [
+            ToWorker::HookDone {
+                event: HookEvent::Status,
+                result: HookResult::Exited(1),
+            },
+            ToWorker::HookDone {
+                event: HookEvent::Start,
+                result: HookResult::Signaled(9),
+            },
+            ToWorker::HookDone {
+                event: HookEvent::Stop,
+                result: HookResult::TimedOut,
+            },
+            ToWorker::HookDone {
+                event: HookEvent::Connect,
+                result: HookResult::NotRun,
+            },
+            ToWorker::Polled { remote: true },
+            ToWorker::Connected { remote: 2 },
+            ToWorker::ConnectFailed {
+                remote: 0,
+                reason: ConnectFailure::Unreachable("Connection refused".into()),
+            },
+            ToWorker::ConnectFailed {
+                remote: 1,
+                reason: ConnectFailure::StrongerPrimary {
+                    errmsg: "x".into(),
+                    priority: 0,
+                },
+            },
+        ];
+        for m in to_worker {
+            assert_eq!(ToWorker::from_nv(&m.to_nv()), Some(m));
+        }
+        let to_main = [
+            ToMain::RunHook(HookEvent::Complaint),
+            ToMain::Connect { remote: 3 },
+            ToMain::Report(Report {
+                state: State::Run,
+                attempts: 4,
+                remotes: vec![
+                    RemoteReport::Link { connected: true },
+                    RemoteReport::Seen {
+                        role: Role::Secondary,
+                        state: State::Stopped,
+                    },
+                ],
+            }),
+        ];
+        for m in to_main {
+            assert_eq!(ToMain::from_nv(&m.to_nv()), Some(m));
+        }
+    }
+
+    #[test]
+    fn malformed_messages_are_refused() {
+        let mut nv = NvList::new();
+        assert_eq!(ToMain::from_nv(&nv), None);
+        nv.add_u8("cmd", 1).add_u8("event", 99);
+        assert_eq!(ToMain::from_nv(&nv), None);
+        let mut nv = NvList::new();
+        nv.add_u8("cmd", 2)
+            .add_u8("state", 3)
+            .add_u32("attempts", 0)
+            .add_u32("remotes", 1_000_000);
+        assert_eq!(ToMain::from_nv(&nv), None);
+        let mut nv = NvList::new();
+        nv.add_u8("cmd", 1)
+            .add_u8("event", 5)
+            .add_u8("how", 7)
+            .add_i32("code", 0);
+        assert_eq!(ToWorker::from_nv(&nv), None);
+    }
+}

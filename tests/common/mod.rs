@@ -1,0 +1,192 @@
+//! The harness of the tests that start real daemons: a node in a
+//! temporary directory with its own config, control socket, pidfile, log,
+//! and a hook script that records every call in `hooks.log` and keeps the
+//! "resource" as a file (`running`).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// The hook: records its arguments, keeps the resource as a file. Files
+/// next to it change its behaviour: `start-fails` (start exits 1 without
+/// starting), `status-sleeps` (status hangs with a child in its process
+/// group, writing both pids to `status.pids`), `chatty` (status writes to
+/// stdout and stderr).
+pub const HOOK: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+echo "$*" >> "$dir/hooks.log"
+case "$1" in
+status)
+	if [ -f "$dir/chatty" ]; then
+		echo "hello from status"
+		echo "complaint on stderr" >&2
+		grep SigBlk /proc/self/status
+	fi
+	if [ -f "$dir/status-sleeps" ]; then
+		sleep 300 &
+		echo "$$ $!" > "$dir/status.pids"
+		wait
+	fi
+	[ -f "$dir/running" ] && exit 0
+	exit 1;;
+start)
+	[ -f "$dir/start-fails" ] && exit 1
+	touch "$dir/running";;
+stop)
+	rm -f "$dir/running";;
+esac
+exit 0
+"#;
+
+pub struct Node {
+    pub dir: PathBuf,
+    pub name: String,
+    child: Option<Child>,
+}
+
+/// Polls `f` every 20 ms until it gives `Some`, or panics after `secs`.
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Node {
+    /// A node named `name` in a fresh directory; `conf` may use `{dir}`
+    /// (the directory) and `{hook}` (the hook script's path).
+    pub fn new(tag: &str, name: &str, conf: &str) -> Node {
+        let dir = std::env::temp_dir().join(format!("hastmon-t-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let hook = dir.join("hook.sh");
+        std::fs::write(&hook, HOOK).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let conf = conf
+            .replace("{dir}", &dir.display().to_string())
+            .replace("{hook}", &hook.display().to_string());
+        let conf = format!("control uds://{}/ctl\n{conf}", dir.display());
+        std::fs::write(dir.join("hastmon.conf"), conf).unwrap();
+        Node {
+            dir,
+            name: name.to_string(),
+            child: None,
+        }
+    }
+
+    pub fn touch(&self, file: &str) {
+        std::fs::write(self.dir.join(file), "").unwrap();
+    }
+
+    pub fn start(&mut self) {
+        let log = std::fs::File::create(self.dir.join("daemon.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_hastmon"))
+            .args(["-F", "-d", "-n", &self.name, "-c"])
+            .arg(self.dir.join("hastmon.conf"))
+            .arg("-P")
+            .arg(self.dir.join("pid"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let ctl = self.dir.join("ctl");
+        wait_for(10, "the control socket", || ctl.exists().then_some(()));
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    pub fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_hastmonctl"))
+            .args(args)
+            .args(["-n", &self.name, "-c"])
+            .arg(self.dir.join("hastmon.conf"))
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    }
+
+    pub fn status(&self, resource: &str) -> String {
+        self.ctl(&["status", resource]).1
+    }
+
+    /// The value of `key:` in the status of `resource`.
+    pub fn status_field(&self, resource: &str, key: &str) -> Option<String> {
+        let text = self.status(resource);
+        let prefix = format!("  {key}: ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+    }
+
+    pub fn hooks(&self) -> Vec<String> {
+        read_lines(&self.dir.join("hooks.log"))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn running(&self) -> bool {
+        self.dir.join("running").exists()
+    }
+
+    /// Waits until the hook log has `n` lines, and returns them.
+    pub fn wait_hooks(&self, n: usize) -> Vec<String> {
+        wait_for(20, &format!("{n} hook calls"), || {
+            let h = self.hooks();
+            (h.len() >= n).then_some(h)
+        })
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
+    }
+
+    /// Waits for the daemon to exit; its exit code.
+    pub fn wait_exit(&mut self, secs: u64) -> i32 {
+        let mut child = self.child.take().unwrap();
+        let st = wait_for(secs, "the daemon to exit", || child.try_wait().unwrap());
+        st.code().expect("daemon died by a signal")
+    }
+}
+
+pub fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // Gracefully first, so that workers and hooks end with it.
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("--- daemon log of {} ---\n{}", self.name, self.log());
+        }
+    }
+}
