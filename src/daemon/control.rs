@@ -1,32 +1,21 @@
 //! The control socket: a UNIX socket, mode 0600, each connection read
 //! without blocking the loop and dropped when it misses its deadline.
 
-use std::collections::HashMap;
-use std::io::{ErrorKind, Read, Write};
-use std::os::fd::AsFd;
+use std::io::ErrorKind;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use crate::event::{Poller, TimerId, Token};
-use crate::proto::{FrameReader, NvList, encode_frame};
-use crate::{log_debug, log_warning};
-
-/// A control client gets this long to send its one request (0.3.4 waited
-/// for ever, freezing the daemon: Q27).
-const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+use super::inbox::Inbox;
+use crate::event::{Poller, Token};
+use crate::proto::NvList;
+use crate::log_warning;
 
 pub struct ControlServer {
     path: PathBuf,
     listener: UnixListener,
-    conns: HashMap<u64, Conn>,
-    next_id: u64,
-}
-
-struct Conn {
-    stream: UnixStream,
-    reader: FrameReader,
+    pub inbox: Inbox<UnixStream>,
 }
 
 /// Tokens and timer ids of control connections live in their own range.
@@ -67,8 +56,7 @@ impl ControlServer {
         Ok(ControlServer {
             path: path.to_path_buf(),
             listener,
-            conns: HashMap::new(),
-            next_id: CONN_BASE,
+            inbox: Inbox::new("control", CONN_BASE, CONN_END),
         })
     }
 
@@ -84,29 +72,7 @@ impl ControlServer {
     pub fn accept(&mut self, poller: &mut Poller) {
         loop {
             match self.listener.accept() {
-                Ok((stream, _)) => {
-                    let id = self.next_id;
-                    self.next_id = if id + 1 >= CONN_END {
-                        CONN_BASE
-                    } else {
-                        id + 1
-                    };
-                    if let Err(e) = stream.set_nonblocking(true).and_then(|()| {
-                        poller.register(stream.as_fd(), Token(id), crate::event::Interest::Read)?;
-                        poller.set_timer(TimerId(id), REQUEST_DEADLINE, false)
-                    }) {
-                        log_warning!("Unable to accept control connection: {e}.");
-                        let _ = poller.deregister(stream.as_fd());
-                        continue;
-                    }
-                    self.conns.insert(
-                        id,
-                        Conn {
-                            stream,
-                            reader: FrameReader::new(),
-                        },
-                    );
-                }
+                Ok((stream, _)) => self.inbox.add(poller, stream),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -117,79 +83,22 @@ impl ControlServer {
         }
     }
 
-    /// Reads from a connection; returns its request once complete. A
-    /// connection that errs, closes early or sends garbage is dropped.
-    pub fn read(&mut self, poller: &mut Poller, token: Token) -> Option<(u64, NvList)> {
-        let conn = self.conns.get_mut(&token.0)?;
-        let mut buf = [0u8; 8192];
-        loop {
-            match conn.reader.next_list() {
-                Ok(Some(list)) => return Some((token.0, list)),
-                Ok(None) => {}
-                Err(e) => {
-                    log_warning!("Unable to receive control request: {e}.");
-                    self.close(poller, token.0);
-                    return None;
-                }
-            }
-            match conn.stream.read(&mut buf) {
-                Ok(0) => {
-                    log_debug!(1, "Control connection closed before a full request.");
-                    self.close(poller, token.0);
-                    return None;
-                }
-                Ok(n) => conn.reader.push(&buf[..n]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    log_warning!("Unable to receive control request: {e}.");
-                    self.close(poller, token.0);
-                    return None;
-                }
-            }
-        }
+    pub fn read(&mut self, poller: &mut Poller, id: u64) -> Option<NvList> {
+        self.inbox.read(poller, id)
     }
 
-    /// Sends the reply (if any) and closes. Replies are small; a client
-    /// that does not take one at once loses it rather than stall the loop.
     pub fn reply(&mut self, poller: &mut Poller, id: u64, reply: Option<NvList>) {
-        if let (Some(reply), Some(conn)) = (reply, self.conns.get_mut(&id)) {
-            match encode_frame(&reply) {
-                Ok(frame) => {
-                    let _ = conn.stream.set_nonblocking(false);
-                    let _ = conn
-                        .stream
-                        .set_write_timeout(Some(Duration::from_millis(100)));
-                    if let Err(e) = conn.stream.write_all(&frame) {
-                        log_warning!("Unable to send control reply: {e}.");
-                    }
-                }
-                Err(e) => log_warning!("Unable to encode control reply: {e}."),
-            }
-        }
-        self.close(poller, id);
+        self.inbox.reply(poller, id, reply);
     }
 
-    /// A connection's deadline passed.
     pub fn expire(&mut self, poller: &mut Poller, id: u64) {
-        if self.conns.contains_key(&id) {
-            log_warning!("Control client sent no complete request in time; closing.");
-            self.close(poller, id);
-        }
-    }
-
-    fn close(&mut self, poller: &mut Poller, id: u64) {
-        if let Some(conn) = self.conns.remove(&id) {
-            let _ = poller.deregister(conn.stream.as_fd());
-            let _ = poller.cancel_timer(TimerId(id));
-        }
+        self.inbox.expire(poller, id);
     }
 
     /// Every descriptor this holds, for a forked worker to close.
-    pub fn descriptors(&self, out: &mut Vec<std::os::fd::RawFd>) {
-        use std::os::fd::AsRawFd;
+    pub fn descriptors(&self, out: &mut Vec<RawFd>) {
         out.push(self.listener.as_raw_fd());
-        out.extend(self.conns.values().map(|c| c.stream.as_raw_fd()));
+        self.inbox.descriptors(out);
     }
 
     /// Removes the socket file; the descriptor closes when dropped.

@@ -3,6 +3,7 @@
 
 mod control;
 mod hooks;
+mod inbox;
 mod requests;
 mod supervisor;
 mod workers;
@@ -189,10 +190,10 @@ fn serve(opts: &Options, control: ControlServer, pid_fd: Option<RawFd>) -> std::
                 }
                 Event::Readable(Token(id)) if control::owns(id) => {
                     if let Some(c) = control.as_mut()
-                        && let Some((conn, request)) = c.read(ctx.poller, Token(id))
+                        && let Some(request) = c.read(ctx.poller, id)
                     {
                         let reply = Requests { sup: &mut sup }.handle(&mut ctx, &request);
-                        c.reply(ctx.poller, conn, reply);
+                        c.reply(ctx.poller, id, reply);
                     }
                 }
                 Event::Readable(Token(id)) if supervisor::owns(id) || hooks::owns(id) => {

@@ -1,0 +1,185 @@
+//! Accepted connections that each bring one framed request: read without
+//! blocking the loop, dropped when they miss their deadline. Shared by
+//! the control socket and the listen socket.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::time::Duration;
+
+use crate::event::{Interest, Poller, TimerId, Token};
+use crate::proto::{FrameReader, NvList, encode_frame};
+use crate::{log_debug, log_warning};
+
+/// A client gets this long to send its request (0.3.4 waited for ever on
+/// the control socket, freezing the daemon: Q27).
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+
+/// A reply must leave at once: a client that does not take it loses it
+/// rather than stall the loop.
+const REPLY_TIMEOUT: Duration = Duration::from_millis(100);
+
+pub trait Stream: Read + Write + AsFd {
+    fn set_nonblocking(&self, on: bool) -> std::io::Result<()>;
+    fn set_write_timeout(&self, t: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl Stream for std::os::unix::net::UnixStream {
+    fn set_nonblocking(&self, on: bool) -> std::io::Result<()> {
+        std::os::unix::net::UnixStream::set_nonblocking(self, on)
+    }
+    fn set_write_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        std::os::unix::net::UnixStream::set_write_timeout(self, t)
+    }
+}
+
+impl Stream for std::net::TcpStream {
+    fn set_nonblocking(&self, on: bool) -> std::io::Result<()> {
+        std::net::TcpStream::set_nonblocking(self, on)
+    }
+    fn set_write_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        std::net::TcpStream::set_write_timeout(self, t)
+    }
+}
+
+pub struct Conn<S> {
+    pub stream: S,
+    reader: FrameReader,
+}
+
+/// Connections of one listener; their ids (tokens and timer ids) are
+/// taken from `[base, end)`.
+pub struct Inbox<S> {
+    what: &'static str,
+    conns: HashMap<u64, Conn<S>>,
+    base: u64,
+    end: u64,
+    next_id: u64,
+}
+
+impl<S: Stream> Inbox<S> {
+    pub fn new(what: &'static str, base: u64, end: u64) -> Inbox<S> {
+        Inbox {
+            what,
+            conns: HashMap::new(),
+            base,
+            end,
+            next_id: base,
+        }
+    }
+
+    pub fn owns(&self, id: u64) -> bool {
+        (self.base..self.end).contains(&id)
+    }
+
+    /// Starts reading a new connection.
+    pub fn add(&mut self, poller: &mut Poller, stream: S) {
+        let id = self.next_id;
+        self.next_id = if id + 1 >= self.end { self.base } else { id + 1 };
+        if let Err(e) = stream.set_nonblocking(true).and_then(|()| {
+            poller.register(stream.as_fd(), Token(id), Interest::Read)?;
+            poller.set_timer(TimerId(id), REQUEST_DEADLINE, false)
+        }) {
+            log_warning!("Unable to accept {} connection: {e}.", self.what);
+            let _ = poller.deregister(stream.as_fd());
+            return;
+        }
+        self.conns.insert(
+            id,
+            Conn {
+                stream,
+                reader: FrameReader::new(),
+            },
+        );
+    }
+
+    /// Reads from a connection; returns its request once complete. A
+    /// connection that errs, closes early or sends garbage is dropped.
+    pub fn read(&mut self, poller: &mut Poller, id: u64) -> Option<NvList> {
+        let conn = self.conns.get_mut(&id)?;
+        let mut buf = [0u8; 8192];
+        loop {
+            match conn.reader.next_list() {
+                Ok(Some(list)) => return Some(list),
+                Ok(None) => {}
+                Err(e) => {
+                    log_warning!("Unable to receive {} request: {e}.", self.what);
+                    self.close(poller, id);
+                    return None;
+                }
+            }
+            match conn.stream.read(&mut buf) {
+                Ok(0) => {
+                    log_debug!(1, "The {} connection closed before a full request.", self.what);
+                    self.close(poller, id);
+                    return None;
+                }
+                Ok(n) => conn.reader.push(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log_warning!("Unable to receive {} request: {e}.", self.what);
+                    self.close(poller, id);
+                    return None;
+                }
+            }
+        }
+    }
+
+    pub fn get(&self, id: u64) -> Option<&S> {
+        self.conns.get(&id).map(|c| &c.stream)
+    }
+
+    /// Sends the reply (if any) and closes.
+    pub fn reply(&mut self, poller: &mut Poller, id: u64, reply: Option<NvList>) {
+        if let (Some(reply), Some(conn)) = (reply, self.conns.get_mut(&id)) {
+            send_now(&mut conn.stream, &reply, self.what);
+        }
+        self.close(poller, id);
+    }
+
+    /// Stops watching a connection and hands it over (kept open).
+    pub fn take(&mut self, poller: &mut Poller, id: u64) -> Option<S> {
+        let conn = self.conns.remove(&id)?;
+        let _ = poller.deregister(conn.stream.as_fd());
+        let _ = poller.cancel_timer(TimerId(id));
+        Some(conn.stream)
+    }
+
+    /// A connection's deadline passed.
+    pub fn expire(&mut self, poller: &mut Poller, id: u64) {
+        if self.conns.contains_key(&id) {
+            log_warning!("A {} client sent no complete request in time; closing.", self.what);
+            self.close(poller, id);
+        }
+    }
+
+    pub fn close(&mut self, poller: &mut Poller, id: u64) {
+        drop(self.take(poller, id));
+    }
+
+    pub fn descriptors(&self, out: &mut Vec<RawFd>) {
+        out.extend(self.conns.values().map(|c| c.stream.as_fd().as_raw_fd()));
+    }
+}
+
+/// Writes one frame with a short timeout, leaving the stream blocking.
+pub fn send_now<S: Stream>(stream: &mut S, list: &NvList, what: &str) -> bool {
+    match encode_frame(list) {
+        Ok(frame) => {
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_write_timeout(Some(REPLY_TIMEOUT));
+            match stream.write_all(&frame) {
+                Ok(()) => true,
+                Err(e) => {
+                    log_warning!("Unable to send {what} reply: {e}.");
+                    false
+                }
+            }
+        }
+        Err(e) => {
+            log_warning!("Unable to encode {what} reply: {e}.");
+            false
+        }
+    }
+}
