@@ -37,9 +37,9 @@ $out"
 done
 
 echo "== shellcheck"
-sed 's|%%PREFIX%%|/usr/local|g' port/files/hastmon.in >"$tmp/hastmon.in"
-shellcheck -s sh rc.d/hastmon "$tmp/hastmon.in" port/update-crates.sh \
+shellcheck -s sh rc.d/hastmon port/files/hastmon.in port/update-crates.sh \
 	tests/freebsd/packaging-check.sh
+sed 's|%%PREFIX%%|/usr/local|g' port/files/hastmon.in >"$tmp/hastmon.in"
 if ! diff -u rc.d/hastmon "$tmp/hastmon.in"; then
 	fail "port/files/hastmon.in is not rc.d/hastmon with /usr/local as %%PREFIX%%"
 fi
