@@ -4,6 +4,9 @@
 mod control;
 mod hooks;
 mod inbox;
+mod listen;
+mod outbound;
+mod peers;
 mod requests;
 mod supervisor;
 mod workers;

@@ -1,0 +1,81 @@
+//! The listen socket: TCP connections from peers (primaries' handshakes,
+//! watchdogs' polls and complaints). A peer that is listed nowhere in the
+//! configuration is closed before a byte is read (Q3).
+
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+
+use super::inbox::Inbox;
+use crate::event::{Interest, Poller, Token};
+use crate::log_warning;
+
+pub const LISTENER: Token = Token(2);
+const CONN_BASE: u64 = 6 << 32;
+const CONN_END: u64 = 7 << 32;
+
+pub fn owns(id: u64) -> bool {
+    (CONN_BASE..CONN_END).contains(&id)
+}
+
+pub struct ListenServer {
+    listener: TcpListener,
+    pub inbox: Inbox<TcpStream>,
+    known: Vec<IpAddr>,
+}
+
+impl ListenServer {
+    pub fn bind(addr: SocketAddr, known: Vec<IpAddr>) -> std::io::Result<ListenServer> {
+        // std sets SO_REUSEADDR, so a restart does not wait for TIME_WAIT.
+        let listener = TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        Ok(ListenServer {
+            listener,
+            inbox: Inbox::new("peer", CONN_BASE, CONN_END),
+            known,
+        })
+    }
+
+    pub fn register(&self, poller: &mut Poller) -> std::io::Result<()> {
+        poller.register(self.listener.as_fd(), LISTENER, Interest::Read)
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    pub fn set_known(&mut self, known: Vec<IpAddr>) {
+        self.known = known;
+    }
+
+    pub fn accept(&mut self, poller: &mut Poller) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    if !self.known.iter().any(|ip| super::peers::same_ip(*ip, peer.ip())) {
+                        log_warning!("Client {} isn't known.", peer.ip());
+                        continue;
+                    }
+                    crate::log_debug!(
+                        1,
+                        "Connection from {peer} to {}.",
+                        stream.local_addr().map_or("?".into(), |a| a.to_string())
+                    );
+                    let _ = stream.set_nodelay(true);
+                    self.inbox.add(poller, stream);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log_warning!("Unable to accept a connection: {e}.");
+                    return;
+                }
+            }
+        }
+    }
+
+    pub fn descriptors(&self, out: &mut Vec<RawFd>) {
+        out.push(self.listener.as_raw_fd());
+        self.inbox.descriptors(out);
+    }
+}
