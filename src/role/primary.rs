@@ -84,7 +84,10 @@ pub struct Primary {
     cycling: bool,
     next_cycle: Time,
     status_pending: bool,
-    last_connected: Time,
+    /// The last time a remote proved that it hears us and we hear it: a
+    /// completed handshake, a heartbeat reply, a refused handshake.
+    last_contact: Time,
+    /// The last acknowledged status poll from the network (a watchdog's).
     last_remote_check: Time,
     done: bool,
 }
@@ -101,7 +104,7 @@ impl Primary {
             seq: 0,
             cycling: false,
             status_pending: false,
-            last_connected: now,
+            last_contact: now,
             last_remote_check: now,
             done: false,
         }
@@ -153,6 +156,7 @@ impl Primary {
                     match *awaiting {
                         Some((seq, _)) if msg.seq == Some(seq) => {
                             *awaiting = None;
+                            self.last_contact = now;
                             *state = match msg.status {
                                 HeartbeatStatus::State(s) => s,
                                 HeartbeatStatus::Error(_) => State::Unknown,
@@ -178,7 +182,7 @@ impl Primary {
                 self.local = result.status_state();
                 self.evaluate(&mut out);
             }
-            Input::HookDone { .. } => {}
+            Input::HookDone { .. } | Input::Heartbeat { .. } | Input::Polled { .. } => {}
             Input::StatusPolled { remote } => {
                 if remote {
                     self.last_remote_check = now;
@@ -287,18 +291,20 @@ impl Primary {
         }
     }
 
-    /// The network-silence rule: with remotes to talk to, no connection
-    /// and no remote status poll for longer than the limit means we are
-    /// cut off. A primary with only `none` has nobody to lose (Q12).
-    fn silent(&mut self, now: Time) -> bool {
+    /// The network-silence rule: with remotes to talk to, no contact and
+    /// no remote status poll for longer than the limit means we are cut
+    /// off. A primary with only `none` has nobody to lose (Q12).
+    ///
+    /// Contact is counted only for exchanges that went both ways (a reply,
+    /// a handshake answer), never for a link merely believed up: a remote
+    /// that hears us while we do not hear it must not keep us running past
+    /// the limit, because it may be promoting itself meanwhile.
+    fn silent(&self, now: Time) -> bool {
         if !self.cfg.remotes.iter().any(|r| r.reachable) {
             return false;
         }
-        if self.links.iter().any(|l| matches!(l, Link::Up { .. })) {
-            self.last_connected = now;
-        }
         let limit = self.cfg.silence_limit();
-        now.since(self.last_connected) > limit && now.since(self.last_remote_check) > limit
+        now.since(self.last_contact) > limit && now.since(self.last_remote_check) > limit
     }
 
     fn connected(&mut self, now: Time, i: usize, out: &mut Vec<Action>) {
@@ -309,7 +315,7 @@ impl Primary {
             awaiting: None,
             state: State::Unknown,
         };
-        self.last_connected = now;
+        self.last_contact = now;
         log(
             out,
             Level::Notice,
@@ -340,6 +346,8 @@ impl Primary {
                 format!("Unable to connect to {addr}: {why}."),
             ),
             ConnectFailure::Refused(errmsg) => {
+                // An answer, even a refusal, proves the path works both ways.
+                self.last_contact = now;
                 log(out, Level::Warning, format!("{addr}: {errmsg}"));
             }
             ConnectFailure::StrongerPrimary { errmsg, .. } => {
