@@ -122,7 +122,10 @@ impl Primary {
             } => Some(*at),
             _ => None,
         });
-        replies.chain([self.next_cycle]).min()
+        replies
+            .chain([self.next_cycle])
+            .chain(self.silence_deadline())
+            .min()
     }
 
     pub fn report(&self) -> Report {
@@ -226,6 +229,18 @@ impl Primary {
     }
 
     fn tick(&mut self, now: Time, out: &mut Vec<Action>) {
+        if self.silent(now) {
+            log(
+                out,
+                Level::Error,
+                format!(
+                    "Network silence limit ({} sec) reached.",
+                    self.cfg.silence_limit().as_secs_f64()
+                ),
+            );
+            self.exit(exit::UNAVAILABLE, out);
+            return;
+        }
         for i in 0..self.links.len() {
             if let Link::Up {
                 awaiting: Some((_, at)),
@@ -262,18 +277,6 @@ impl Primary {
         if self.next_cycle <= now {
             self.next_cycle = now + self.cfg.heartbeat;
         }
-        if self.silent(now) {
-            log(
-                out,
-                Level::Error,
-                format!(
-                    "Network silence limit ({} sec) reached.",
-                    self.cfg.silence_limit().as_secs_f64()
-                ),
-            );
-            self.exit(exit::UNAVAILABLE, out);
-            return;
-        }
         self.seq += 1;
         for (i, link) in self.links.iter_mut().enumerate() {
             if let Link::Up { awaiting, .. } = link {
@@ -299,12 +302,22 @@ impl Primary {
     /// a handshake answer), never for a link merely believed up: a remote
     /// that hears us while we do not hear it must not keep us running past
     /// the limit, because it may be promoting itself meanwhile.
+    ///
+    /// The rule is checked at its own deadline, not at the next cycle, so
+    /// that the resource stops as soon as the limit is passed: the bound on
+    /// how long two nodes may run it together depends on it.
     fn silent(&self, now: Time) -> bool {
+        self.silence_deadline().is_some_and(|at| now >= at)
+    }
+
+    /// The first instant strictly more than the limit after the last
+    /// contact; `None` without remotes to talk to.
+    fn silence_deadline(&self) -> Option<Time> {
         if !self.cfg.remotes.iter().any(|r| r.reachable) {
-            return false;
+            return None;
         }
-        let limit = self.cfg.silence_limit();
-        now.since(self.last_contact) > limit && now.since(self.last_remote_check) > limit
+        let last = self.last_contact.max(self.last_remote_check);
+        Some(last + self.cfg.silence_limit() + Duration::from_millis(1))
     }
 
     fn connected(&mut self, now: Time, i: usize, out: &mut Vec<Action>) {
