@@ -15,6 +15,9 @@ use crate::proto::msg::{HeartbeatReply, HeartbeatRequest, HookEvent};
 use crate::types::{Role, State};
 
 pub mod primary;
+pub mod resource;
+pub mod secondary;
+pub mod watchdog;
 
 /// A point on a monotonic clock, in milliseconds from an arbitrary origin.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -113,10 +116,22 @@ pub enum Input {
     },
     /// A remote's heartbeat reply (primary).
     Reply { remote: usize, msg: HeartbeatReply },
+    /// The primary's heartbeat request (secondary).
+    Heartbeat { msg: HeartbeatRequest },
+    /// The answer to a [`Action::Poll`] (watchdog): the role and state the
+    /// remote reported, or why there is none.
+    Polled {
+        remote: usize,
+        result: Result<(Role, State), String>,
+    },
     /// An established connection to a remote broke.
     PeerLost { remote: usize },
     /// The main process asked for this worker's status; `remote` when the
-    /// question came over the network (a watchdog's poll).
+    /// question came over the network (a watchdog's poll). A network poll
+    /// counts as contact for the primary's silence rule, so the glue sets
+    /// `remote` only once the poller has taken our reply (its TCP acked
+    /// it before closing): a poll whose answer is lost must not keep a cut
+    /// off primary running while the watchdog complains about it.
     StatusPolled { remote: bool },
     /// Asked to exit: with `stop` the resource is stopped first (SIGTERM,
     /// SIGINT), without it left running (SIGHUP, reload).
@@ -146,6 +161,20 @@ pub enum Action {
     Heartbeat {
         remote: usize,
         msg: HeartbeatRequest,
+    },
+    /// The answer to the primary's heartbeat (secondary).
+    Reply {
+        msg: HeartbeatReply,
+    },
+    /// Ask a remote for its status over a new connection (watchdog); it
+    /// replaces a poll of that remote still in flight. `Disconnect` for
+    /// the same remote abandons it.
+    Poll {
+        remote: usize,
+    },
+    /// Send a complaint to a remote (watchdog); no answer is awaited.
+    Complain {
+        remote: usize,
     },
     Log {
         level: Level,
@@ -191,6 +220,18 @@ impl RemoteReport {
             RemoteReport::Seen { role, .. } => Some(role.as_str()),
         }
     }
+}
+
+/// The first point of a fixed schedule (`scheduled`, `scheduled + period`,
+/// ...) that lies after `now`: late handling never shifts later slots
+/// (quirks.md Q8). A zero period reads as 1 ms so that time advances.
+fn next_slot(scheduled: Time, now: Time, period: Duration) -> Time {
+    let period = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
+    if scheduled > now {
+        return scheduled;
+    }
+    let missed = (now.0 - scheduled.0) / period + 1;
+    Time(scheduled.0.saturating_add(missed.saturating_mul(period)))
 }
 
 fn log(out: &mut Vec<Action>, level: Level, msg: impl Into<String>) {

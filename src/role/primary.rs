@@ -84,7 +84,10 @@ pub struct Primary {
     cycling: bool,
     next_cycle: Time,
     status_pending: bool,
-    last_connected: Time,
+    /// The last time a remote proved that it hears us and we hear it: a
+    /// completed handshake, a heartbeat reply, a refused handshake.
+    last_contact: Time,
+    /// The last acknowledged status poll from the network (a watchdog's).
     last_remote_check: Time,
     done: bool,
 }
@@ -101,7 +104,7 @@ impl Primary {
             seq: 0,
             cycling: false,
             status_pending: false,
-            last_connected: now,
+            last_contact: now,
             last_remote_check: now,
             done: false,
         }
@@ -119,7 +122,10 @@ impl Primary {
             } => Some(*at),
             _ => None,
         });
-        replies.chain([self.next_cycle]).min()
+        replies
+            .chain([self.next_cycle])
+            .chain(self.silence_deadline())
+            .min()
     }
 
     pub fn report(&self) -> Report {
@@ -153,6 +159,7 @@ impl Primary {
                     match *awaiting {
                         Some((seq, _)) if msg.seq == Some(seq) => {
                             *awaiting = None;
+                            self.last_contact = now;
                             *state = match msg.status {
                                 HeartbeatStatus::State(s) => s,
                                 HeartbeatStatus::Error(_) => State::Unknown,
@@ -178,7 +185,7 @@ impl Primary {
                 self.local = result.status_state();
                 self.evaluate(&mut out);
             }
-            Input::HookDone { .. } => {}
+            Input::HookDone { .. } | Input::Heartbeat { .. } | Input::Polled { .. } => {}
             Input::StatusPolled { remote } => {
                 if remote {
                     self.last_remote_check = now;
@@ -222,6 +229,18 @@ impl Primary {
     }
 
     fn tick(&mut self, now: Time, out: &mut Vec<Action>) {
+        if self.silent(now) {
+            log(
+                out,
+                Level::Error,
+                format!(
+                    "Network silence limit ({} sec) reached.",
+                    self.cfg.silence_limit().as_secs_f64()
+                ),
+            );
+            self.exit(exit::UNAVAILABLE, out);
+            return;
+        }
         for i in 0..self.links.len() {
             if let Link::Up {
                 awaiting: Some((_, at)),
@@ -258,18 +277,6 @@ impl Primary {
         if self.next_cycle <= now {
             self.next_cycle = now + self.cfg.heartbeat;
         }
-        if self.silent(now) {
-            log(
-                out,
-                Level::Error,
-                format!(
-                    "Network silence limit ({} sec) reached.",
-                    self.cfg.silence_limit().as_secs_f64()
-                ),
-            );
-            self.exit(exit::UNAVAILABLE, out);
-            return;
-        }
         self.seq += 1;
         for (i, link) in self.links.iter_mut().enumerate() {
             if let Link::Up { awaiting, .. } = link {
@@ -287,18 +294,30 @@ impl Primary {
         }
     }
 
-    /// The network-silence rule: with remotes to talk to, no connection
-    /// and no remote status poll for longer than the limit means we are
-    /// cut off. A primary with only `none` has nobody to lose (Q12).
-    fn silent(&mut self, now: Time) -> bool {
+    /// The network-silence rule: with remotes to talk to, no contact and
+    /// no remote status poll for longer than the limit means we are cut
+    /// off. A primary with only `none` has nobody to lose (Q12).
+    ///
+    /// Contact is counted only for exchanges that went both ways (a reply,
+    /// a handshake answer), never for a link merely believed up: a remote
+    /// that hears us while we do not hear it must not keep us running past
+    /// the limit, because it may be promoting itself meanwhile.
+    ///
+    /// The rule is checked at its own deadline, not at the next cycle, so
+    /// that the resource stops as soon as the limit is passed: the bound on
+    /// how long two nodes may run it together depends on it.
+    fn silent(&self, now: Time) -> bool {
+        self.silence_deadline().is_some_and(|at| now >= at)
+    }
+
+    /// The first instant strictly more than the limit after the last
+    /// contact; `None` without remotes to talk to.
+    fn silence_deadline(&self) -> Option<Time> {
         if !self.cfg.remotes.iter().any(|r| r.reachable) {
-            return false;
+            return None;
         }
-        if self.links.iter().any(|l| matches!(l, Link::Up { .. })) {
-            self.last_connected = now;
-        }
-        let limit = self.cfg.silence_limit();
-        now.since(self.last_connected) > limit && now.since(self.last_remote_check) > limit
+        let last = self.last_contact.max(self.last_remote_check);
+        Some(last + self.cfg.silence_limit() + Duration::from_millis(1))
     }
 
     fn connected(&mut self, now: Time, i: usize, out: &mut Vec<Action>) {
@@ -309,7 +328,7 @@ impl Primary {
             awaiting: None,
             state: State::Unknown,
         };
-        self.last_connected = now;
+        self.last_contact = now;
         log(
             out,
             Level::Notice,
@@ -340,6 +359,8 @@ impl Primary {
                 format!("Unable to connect to {addr}: {why}."),
             ),
             ConnectFailure::Refused(errmsg) => {
+                // An answer, even a refusal, proves the path works both ways.
+                self.last_contact = now;
                 log(out, Level::Warning, format!("{addr}: {errmsg}"));
             }
             ConnectFailure::StrongerPrimary { errmsg, .. } => {

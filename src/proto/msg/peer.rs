@@ -21,6 +21,8 @@ pub mod errmsg {
     pub const RESOURCE_NOT_CONFIGURED: &str = "Resource not configured.";
     pub const NO_ACCESS: &str = "No access to the resource.";
     pub const TOKEN_MISMATCH: &str = "Token doesn't match.";
+    /// A handshake must say its priority (Q15).
+    pub const PRIORITY_MISSING: &str = "Priority is missing.";
 
     pub fn not_secondary(role: Role) -> String {
         format!("Remote node acts as {role} for the resource and not as secondary.")
@@ -29,6 +31,13 @@ pub mod errmsg {
     /// Keeps the original's `prioty` typo (Q48): peers may match on it.
     pub fn stronger_primary(priority: i32) -> String {
         format!("Remote node acts as primary with higher priority (prioty number {priority}).")
+    }
+
+    /// A secondary already serving a stronger primary refuses a newcomer
+    /// (Q16); sent with the current primary's priority, so that the
+    /// newcomer steps down as it would before a stronger primary.
+    pub fn serving_stronger_primary(priority: i32) -> String {
+        format!("Remote node serves a primary with higher priority (priority number {priority}).")
     }
 
     pub fn unable_to_prepare(strerror: &str) -> String {

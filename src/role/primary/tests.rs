@@ -228,9 +228,8 @@ fn silence_beyond_the_limit_stops_the_resource_unless_a_watchdog_polls() {
     );
     // Polled from the network at 25 s: the limit (30 s) counts from there.
     p.handle(Time(25_000), Input::StatusPolled { remote: true });
-    let mut t = 5_000;
     let exit_at = loop {
-        t += 10_000;
+        let t = p.deadline().unwrap().0;
         let a = p.handle(Time(t), Input::Tick);
         if let Some(code) = exit_code(&a) {
             assert_eq!(code, exit::UNAVAILABLE);
@@ -246,7 +245,8 @@ fn silence_beyond_the_limit_stops_the_resource_unless_a_watchdog_polls() {
         );
         assert!(t < 100_000);
     };
-    assert_eq!(exit_at, 65_000);
+    // Checked at its own deadline, not at the next cycle.
+    assert_eq!(exit_at, 55_001);
 }
 
 #[test]
@@ -266,4 +266,41 @@ fn a_stronger_primary_makes_this_one_stop_and_exit_77() {
     );
     assert_eq!(hooks(&a), [HookEvent::Stop]);
     assert_eq!(exit_code(&a), Some(exit::NOPERM));
+}
+
+#[test]
+fn only_two_way_exchanges_count_as_contact() {
+    // Connected at 1 s, then no reply ever: the link being up is not
+    // contact, so the limit counts from the connection.
+    let mut p = Primary::new(cfg(&[("tcp4://b", true), ("tcp4://w", true)]), Time(0));
+    p.handle(Time(0), Input::Start);
+    p.handle(Time(1_000), Input::Connected { remote: 0 });
+    // A refused handshake is an answer: contact at 2 s.
+    p.handle(
+        Time(2_000),
+        Input::ConnectFailed {
+            remote: 1,
+            reason: ConnectFailure::Refused("Remote node acts as watchdog.".into()),
+        },
+    );
+    let mut exit_at = None;
+    while exit_at.is_none() {
+        let t = p.deadline().unwrap();
+        let a = p.handle(t, Input::Tick);
+        for act in &a {
+            if let Action::Connect { remote } = act {
+                p.handle(
+                    t,
+                    Input::ConnectFailed {
+                        remote: *remote,
+                        reason: ConnectFailure::Unreachable("timed out".into()),
+                    },
+                );
+            }
+        }
+        if exit_code(&a).is_some() {
+            exit_at = Some(t);
+        }
+    }
+    assert_eq!(exit_at, Some(Time(32_001)));
 }

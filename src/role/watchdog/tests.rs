@@ -1,0 +1,171 @@
+use std::time::Duration;
+
+use super::*;
+
+const HB: Duration = Duration::from_secs(10);
+
+fn watchdog(remotes: &[(&str, bool)]) -> Watchdog {
+    Watchdog::new(
+        WatchdogConfig {
+            heartbeat: HB,
+            timeout: Duration::from_secs(5),
+            remotes: remotes
+                .iter()
+                .map(|(a, r)| RemoteSpec {
+                    addr: a.to_string(),
+                    reachable: *r,
+                })
+                .collect(),
+        },
+        Time(0),
+    )
+}
+
+fn polled(w: &mut Watchdog, now: u64, remote: usize, role: Role, state: State) -> Vec<Action> {
+    w.handle(
+        Time(now),
+        Input::Polled {
+            remote,
+            result: Ok((role, state)),
+        },
+    )
+}
+
+fn without_logs(actions: Vec<Action>) -> Vec<Action> {
+    actions
+        .into_iter()
+        .filter(|a| !matches!(a, Action::Log { .. }))
+        .collect()
+}
+
+#[test]
+fn polls_every_reachable_remote_at_once_and_every_interval() {
+    let mut w = watchdog(&[("tcp4://a", true), ("none", false), ("tcp4://b", true)]);
+    assert_eq!(
+        w.handle(Time(0), Input::Start),
+        [Action::Poll { remote: 0 }, Action::Poll { remote: 2 }]
+    );
+    assert_eq!(w.deadline(), Some(Time(5_000)));
+    assert!(polled(&mut w, 10, 0, Role::Primary, State::Starting).is_empty());
+    // Evaluated once both answered: a primary that is only starting is in
+    // charge, so no complaint.
+    assert!(polled(&mut w, 20, 2, Role::Secondary, State::Stopped).is_empty());
+    assert_eq!(w.report().state, State::Run);
+    assert_eq!(
+        w.report().remotes,
+        [
+            RemoteReport::Seen {
+                role: Role::Primary,
+                state: State::Starting
+            },
+            RemoteReport::Seen {
+                role: Role::Undef,
+                state: State::Unknown
+            },
+            RemoteReport::Seen {
+                role: Role::Secondary,
+                state: State::Stopped
+            },
+        ]
+    );
+    // A late second answer is not a second evaluation.
+    assert!(polled(&mut w, 30, 2, Role::Secondary, State::Stopped).is_empty());
+    assert_eq!(w.deadline(), Some(Time(10_000)));
+    assert_eq!(
+        w.handle(Time(10_000), Input::Tick),
+        [Action::Poll { remote: 0 }, Action::Poll { remote: 2 }]
+    );
+}
+
+#[test]
+fn an_unanswered_poll_expires_once_and_no_primary_means_complaints() {
+    let mut w = watchdog(&[("tcp4://a", true), ("tcp4://b", true)]);
+    w.handle(Time(0), Input::Start);
+    assert!(polled(&mut w, 10, 1, Role::Secondary, State::Stopped).is_empty());
+    let a = w.handle(Time(5_000), Input::Tick);
+    assert_eq!(
+        without_logs(a),
+        [
+            Action::Disconnect { remote: 0 },
+            Action::Complain { remote: 1 },
+            Action::RunHook(HookEvent::Complaint),
+        ]
+    );
+    assert_eq!(w.report().state, State::Unknown);
+    // The answer that comes too late is ignored.
+    assert!(polled(&mut w, 6_000, 0, Role::Primary, State::Run).is_empty());
+    assert_eq!(
+        w.report().remotes[0],
+        RemoteReport::Seen {
+            role: Role::Undef,
+            state: State::Unknown
+        }
+    );
+    // Next cycle: the primary answers again, complaints stop.
+    w.handle(Time(10_000), Input::Tick);
+    polled(&mut w, 10_010, 0, Role::Primary, State::Stopped);
+    assert!(polled(&mut w, 10_020, 1, Role::Secondary, State::Stopped).is_empty());
+    assert_eq!(w.report().state, State::Run);
+}
+
+#[test]
+fn errors_read_as_unknown_and_without_secondaries_nobody_is_complained_to() {
+    let mut w = watchdog(&[("tcp4://a", true), ("tcp4://b", true)]);
+    w.handle(Time(0), Input::Start);
+    let a = w.handle(
+        Time(1),
+        Input::Polled {
+            remote: 0,
+            result: Err("Connection refused".into()),
+        },
+    );
+    assert!(matches!(
+        a[..],
+        [Action::Log {
+            level: Level::Warning,
+            ..
+        }]
+    ));
+    assert!(polled(&mut w, 2, 1, Role::Init, State::Unknown).is_empty());
+    assert_eq!(w.report().state, State::Run);
+}
+
+#[test]
+fn a_cycle_still_open_when_the_next_is_due_is_closed_first() {
+    let mut w = Watchdog::new(
+        WatchdogConfig {
+            heartbeat: HB,
+            timeout: Duration::from_secs(30),
+            remotes: vec![
+                RemoteSpec {
+                    addr: "a".into(),
+                    reachable: true,
+                },
+                RemoteSpec {
+                    addr: "b".into(),
+                    reachable: true,
+                },
+            ],
+        },
+        Time(0),
+    );
+    w.handle(Time(0), Input::Start);
+    assert_eq!(w.deadline(), Some(Time(10_000)));
+    polled(&mut w, 5, 1, Role::Secondary, State::Stopped);
+    let a = w.handle(Time(10_000), Input::Tick);
+    assert_eq!(
+        without_logs(a),
+        [
+            Action::Disconnect { remote: 0 },
+            Action::Complain { remote: 1 },
+            Action::RunHook(HookEvent::Complaint),
+            Action::Poll { remote: 0 },
+            Action::Poll { remote: 1 },
+        ]
+    );
+    assert_eq!(
+        w.handle(Time(10_001), Input::Terminate { stop: true }),
+        [Action::Exit(0)]
+    );
+    assert_eq!(w.deadline(), None);
+}
