@@ -18,8 +18,13 @@ impl Node {
         let dir = std::env::temp_dir().join(format!("hastmon-d-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let conf = format!(
-            "control uds://{}/ctl\n\
+            "control uds://{}/ctl\nlisten tcp4://127.0.0.1:{port}\n\
              resource r1 {{\n exec /bin/true\n on me {{ remote tcp4://127.0.0.2 role_on_start secondary }}\n}}\n\
              resource r2 {{\n exec /bin/true\n heartbeat_interval 0.2\n on me {{ remote none }}\n}}\n",
             dir.display()

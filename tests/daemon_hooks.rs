@@ -78,7 +78,7 @@ fn failed_starts_use_up_attempts_then_the_resource_is_stopped_and_released() {
         (node.status_field("www", "role")? == "init").then_some(())
     });
     // `stop` was asked for before the worker exited; it may still run.
-    let hooks = node.wait_hooks(7);
+    let hooks = node.wait_hooks(8);
     assert_eq!(
         hooks,
         [
@@ -88,7 +88,9 @@ fn failed_starts_use_up_attempts_then_the_resource_is_stopped_and_released() {
             "status www",
             "start www",
             "status www",
-            "stop www"
+            "stop www",
+            // Automatic role changes run the role hook too (Q19).
+            "role www primary init"
         ]
     );
     let log = node.log();
@@ -97,7 +99,9 @@ fn failed_starts_use_up_attempts_then_the_resource_is_stopped_and_released() {
         "{log}"
     );
     assert!(
-        log.contains("Changing resource role back to init."),
+        log.contains(
+            "[www] Worker process exited (exit code 69); changing resource role from primary to init."
+        ),
         "{log}"
     );
     assert!(log.contains("Hook failed (pid="), "{log}");

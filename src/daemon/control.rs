@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use super::inbox::Inbox;
 use crate::event::{Poller, Token};
-use crate::proto::NvList;
 use crate::log_warning;
+use crate::proto::NvList;
 
 pub struct ControlServer {
     path: PathBuf,

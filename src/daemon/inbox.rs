@@ -68,14 +68,14 @@ impl<S: Stream> Inbox<S> {
         }
     }
 
-    pub fn owns(&self, id: u64) -> bool {
-        (self.base..self.end).contains(&id)
-    }
-
     /// Starts reading a new connection.
     pub fn add(&mut self, poller: &mut Poller, stream: S) {
         let id = self.next_id;
-        self.next_id = if id + 1 >= self.end { self.base } else { id + 1 };
+        self.next_id = if id + 1 >= self.end {
+            self.base
+        } else {
+            id + 1
+        };
         if let Err(e) = stream.set_nonblocking(true).and_then(|()| {
             poller.register(stream.as_fd(), Token(id), Interest::Read)?;
             poller.set_timer(TimerId(id), REQUEST_DEADLINE, false)
@@ -110,7 +110,11 @@ impl<S: Stream> Inbox<S> {
             }
             match conn.stream.read(&mut buf) {
                 Ok(0) => {
-                    log_debug!(1, "The {} connection closed before a full request.", self.what);
+                    log_debug!(
+                        1,
+                        "The {} connection closed before a full request.",
+                        self.what
+                    );
                     self.close(poller, id);
                     return None;
                 }
@@ -149,7 +153,10 @@ impl<S: Stream> Inbox<S> {
     /// A connection's deadline passed.
     pub fn expire(&mut self, poller: &mut Poller, id: u64) {
         if self.conns.contains_key(&id) {
-            log_warning!("A {} client sent no complete request in time; closing.", self.what);
+            log_warning!(
+                "A {} client sent no complete request in time; closing.",
+                self.what
+            );
             self.close(poller, id);
         }
     }

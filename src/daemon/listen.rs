@@ -40,19 +40,15 @@ impl ListenServer {
         poller.register(self.listener.as_fd(), LISTENER, Interest::Read)
     }
 
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.listener.local_addr().ok()
-    }
-
-    pub fn set_known(&mut self, known: Vec<IpAddr>) {
-        self.known = known;
-    }
-
     pub fn accept(&mut self, poller: &mut Poller) {
         loop {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
-                    if !self.known.iter().any(|ip| super::peers::same_ip(*ip, peer.ip())) {
+                    if !self
+                        .known
+                        .iter()
+                        .any(|ip| super::peers::same_ip(*ip, peer.ip()))
+                    {
                         log_warning!("Client {} isn't known.", peer.ip());
                         continue;
                     }

@@ -1,6 +1,7 @@
 //! The main process: configuration, pidfile, control socket, signals, one
 //! event loop.
 
+mod acceptor;
 mod control;
 mod hooks;
 mod inbox;
@@ -23,7 +24,9 @@ use crate::event::{Event, Poller, TimerId, Token};
 use crate::exit;
 use crate::sys::pidfile::{Pidfile, PidfileError};
 use crate::{log_error, log_notice, log_warning};
+use acceptor::Acceptor;
 use control::ControlServer;
+use listen::ListenServer;
 use requests::Requests;
 use supervisor::{Ctx, Supervisor};
 
@@ -91,6 +94,20 @@ pub fn run(opts: Options) -> i32 {
             return exit::OSERR;
         }
     };
+    let listen = match peers::resolve(&opts.config.listen)
+        .ok_or_else(|| std::io::Error::other("the address does not resolve"))
+        .and_then(|addr| ListenServer::bind(addr, peers::known_peers(&opts.config)))
+    {
+        Ok(l) => l,
+        Err(e) => {
+            log_error!("Unable to listen on address {}: {e}.", opts.config.listen);
+            control.remove();
+            if let Some(p) = pidfile {
+                p.remove();
+            }
+            return exit::OSERR;
+        }
+    };
     if !opts.foreground {
         if let Err(e) = crate::sys::daemonize() {
             log_error!("Unable to daemonize: {e}.");
@@ -103,7 +120,7 @@ pub fn run(opts: Options) -> i32 {
         write_pid(pidfile.as_mut());
     }
     let pid_fd = pidfile.as_ref().map(Pidfile::raw_fd);
-    let code = match serve(&opts, control, pid_fd) {
+    let code = match serve(&opts, control, listen, pid_fd) {
         Ok(()) => exit::OK,
         Err(e) => {
             log_error!("Event loop failed: {e}.");
@@ -128,22 +145,31 @@ fn write_pid(pidfile: Option<&mut Pidfile>) {
 /// hooks to finish, beyond the longest hook time limit.
 const SHUTDOWN_MARGIN: Duration = Duration::from_secs(10);
 
-fn serve(opts: &Options, control: ControlServer, pid_fd: Option<RawFd>) -> std::io::Result<()> {
+fn serve(
+    opts: &Options,
+    control: ControlServer,
+    mut listen: ListenServer,
+    pid_fd: Option<RawFd>,
+) -> std::io::Result<()> {
     // Made after daemonizing: a kqueue does not survive fork.
     let mut poller = Poller::new()?;
     poller.watch_signals(SIGNALS)?;
     control.register(&mut poller)?;
+    listen.register(&mut poller)?;
     let mut control = Some(control);
     let mut sup = Supervisor::new(&opts.config, opts.debug, opts.foreground);
-    let outside = |control: &Option<ControlServer>| {
+    let mut acceptor = Acceptor::new(&opts.config);
+    let outside = |control: &Option<ControlServer>, listen: &ListenServer, acceptor: &Acceptor| {
         let mut fds: Vec<RawFd> = pid_fd.into_iter().collect();
         if let Some(c) = control {
             c.descriptors(&mut fds);
         }
+        listen.descriptors(&mut fds);
+        acceptor.descriptors(&mut fds);
         fds
     };
     sup.set_initial_roles(&mut Ctx {
-        outside: outside(&control),
+        outside: outside(&control, &listen, &acceptor),
         poller: &mut poller,
     });
     let mut shutdown: Option<Instant> = None;
@@ -164,7 +190,7 @@ fn serve(opts: &Options, control: ControlServer, pid_fd: Option<RawFd>) -> std::
         poller.wait(&mut events, wait)?;
         for ev in events.drain(..) {
             let mut ctx = Ctx {
-                outside: outside(&control),
+                outside: outside(&control, &listen, &acceptor),
                 poller: &mut poller,
             };
             match ev {
@@ -177,7 +203,7 @@ fn serve(opts: &Options, control: ControlServer, pid_fd: Option<RawFd>) -> std::
                     if let Some(c) = control.take() {
                         c.remove();
                     }
-                    sup.terminate_all(ctx.poller);
+                    sup.terminate_all();
                     shutdown =
                         Some(Instant::now() + sup.longest_hook_timeout() * 2 + SHUTDOWN_MARGIN);
                 }
@@ -199,7 +225,13 @@ fn serve(opts: &Options, control: ControlServer, pid_fd: Option<RawFd>) -> std::
                         c.reply(ctx.poller, id, reply);
                     }
                 }
-                Event::Readable(Token(id)) if supervisor::owns(id) || hooks::owns(id) => {
+                Event::Readable(listen::LISTENER) => listen.accept(ctx.poller),
+                Event::Readable(Token(id)) if listen::owns(id) => {
+                    if let Some(request) = listen.inbox.read(ctx.poller, id) {
+                        acceptor.handle(&mut sup, &mut ctx, &mut listen, id, request);
+                    }
+                }
+                Event::Readable(Token(id)) | Event::Writable(Token(id)) => {
                     sup.readable(&mut ctx, id);
                 }
                 Event::Timer(TimerId(id)) if control::owns(id) => {
@@ -207,7 +239,10 @@ fn serve(opts: &Options, control: ControlServer, pid_fd: Option<RawFd>) -> std::
                         c.expire(ctx.poller, id);
                     }
                 }
-                Event::Timer(id) => sup.timer(&mut ctx, id),
+                Event::Timer(TimerId(id)) if listen::owns(id) => {
+                    listen.inbox.expire(ctx.poller, id)
+                }
+                Event::Timer(id) => sup.expired(&mut ctx, id),
                 Event::ProcessExited { pid, status } => sup.exited(&mut ctx, pid, status),
                 _ => {}
             }

@@ -16,8 +16,8 @@ use super::peers;
 use crate::config::Key;
 use crate::event::{Interest, Poller, TimerId, Token};
 use crate::proto::msg::{
-    Complaint, Handshake1, Handshake1Reply, Handshake2, Handshake2Confirm, StatusPoll,
-    StatusReply, StatusOutcome, Token as HandshakeToken,
+    Complaint, Handshake1, Handshake1Reply, Handshake2, Handshake2Confirm, StatusOutcome,
+    StatusPoll, StatusReply, Token as HandshakeToken,
 };
 use crate::proto::{FrameReader, NvList, encode_frame};
 use crate::role::ConnectFailure;
@@ -64,8 +64,14 @@ pub struct Request {
 pub enum Outcome {
     /// The handshake completed: heartbeats go out on the first
     /// connection, replies come back on the second.
-    Connected { out: OwnedFd, back: OwnedFd },
-    Polled { role: Role, state: State },
+    Connected {
+        out: OwnedFd,
+        back: OwnedFd,
+    },
+    Polled {
+        role: Role,
+        state: State,
+    },
     Complained,
     Failed(ConnectFailure),
 }
@@ -204,8 +210,16 @@ impl Outbound {
     }
 
     /// Ends a job; `None` means the handshake completed.
-    fn finish(&mut self, poller: &mut Poller, n: u64, outcome: Option<Outcome>) -> (Request, Outcome) {
-        let job = self.jobs.remove(&n).expect("finish is called for live jobs");
+    fn finish(
+        &mut self,
+        poller: &mut Poller,
+        n: u64,
+        outcome: Option<Outcome>,
+    ) -> (Request, Outcome) {
+        let job = self
+            .jobs
+            .remove(&n)
+            .expect("finish is called for live jobs");
         let _ = poller.cancel_timer(timer(n));
         let _ = poller.deregister(job.first.as_fd());
         if let Some(s) = &job.second {
@@ -223,6 +237,34 @@ impl Outbound {
         (job.req, outcome)
     }
 
+    /// Drops a poll of `remote` still in flight for `worker`: its answer
+    /// would be taken for the new poll's.
+    pub fn cancel_poll(&mut self, poller: &mut Poller, worker: u64, remote: usize) {
+        self.drop_where(poller, |r| {
+            r.worker == worker && r.remote == remote && r.purpose == Purpose::Poll
+        });
+    }
+
+    /// The worker is gone: nobody wants its jobs' results. Complaints
+    /// already under way are still delivered.
+    pub fn forget_worker(&mut self, poller: &mut Poller, worker: u64) {
+        self.drop_where(poller, |r| {
+            r.worker == worker && r.purpose != Purpose::Complain
+        });
+    }
+
+    fn drop_where(&mut self, poller: &mut Poller, f: impl Fn(&Request) -> bool) {
+        let doomed: Vec<u64> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| f(&j.req))
+            .map(|(n, _)| *n)
+            .collect();
+        for n in doomed {
+            self.finish(poller, n, Some(Outcome::Complained));
+        }
+    }
+
     pub fn descriptors(&self, out: &mut Vec<RawFd>) {
         for job in self.jobs.values() {
             out.push(job.first.as_raw_fd());
@@ -237,7 +279,9 @@ impl Job {
     fn connected(&mut self, poller: &mut Poller, n: u64) -> Result<Step, ConnectFailure> {
         let second = matches!(self.stage, Stage::Connecting2(_));
         let stream = if second {
-            self.second.as_mut().expect("stage 2 has a second connection")
+            self.second
+                .as_mut()
+                .expect("stage 2 has a second connection")
         } else {
             &mut self.first
         };

@@ -30,10 +30,11 @@ pub fn resolve(addr: &Address) -> Option<SocketAddr> {
 /// and every resource's friends and remotes (protocol.md §7 step 1),
 /// checked before a byte is read (Q3).
 pub fn known_peers(cfg: &Config) -> Vec<IpAddr> {
-    let all = cfg
-        .friends
-        .iter()
-        .chain(cfg.resources.iter().flat_map(|r| r.friends.iter().chain(&r.remote)));
+    let all = cfg.friends.iter().chain(
+        cfg.resources
+            .iter()
+            .flat_map(|r| r.friends.iter().chain(&r.remote)),
+    );
     let mut ips: Vec<IpAddr> = all.filter_map(resolve).map(|a| a.ip()).collect();
     ips.sort();
     ips.dedup();
@@ -53,7 +54,10 @@ pub fn same_ip(a: IpAddr, b: IpAddr) -> bool {
 fn v4(addr: SocketAddr) -> Option<SocketAddrV4> {
     match addr {
         SocketAddr::V4(a) => Some(a),
-        SocketAddr::V6(a) => a.ip().to_ipv4_mapped().map(|ip| SocketAddrV4::new(ip, a.port())),
+        SocketAddr::V6(a) => a
+            .ip()
+            .to_ipv4_mapped()
+            .map(|ip| SocketAddrV4::new(ip, a.port())),
     }
 }
 

@@ -102,7 +102,7 @@ impl Requests<'_> {
     fn status(&self, i: usize) -> ResourceStatus {
         let r = &self.sup.list[i];
         let c = &r.cfg;
-        let worker = r.worker.as_ref();
+        let worker = r.worker();
         let report = worker.and_then(|w| w.report.as_ref());
         ResourceStatus {
             exec: c.exec.clone(),
@@ -120,9 +120,9 @@ impl Requests<'_> {
                     }
                 })
                 .collect(),
-            role: r.role,
+            role: r.machine.role(),
             workerpid: worker.map_or(0, |w| w.pid.as_raw()),
-            complaints: 0,
+            complaints: clamp(self.sup.list[i].machine.complaints(self.sup.now()) as u64),
             complaints_critical: clamp(c.complaint_count as u64),
             complaints_interval: whole_seconds(c.complaint_interval),
             heartbeat: whole_seconds(c.heartbeat_interval),

@@ -1,40 +1,40 @@
-//! The resources as the main process holds them: each one's role, its
-//! worker, and the hooks run for it. Role changes, worker exits and hook
-//! results meet here.
+//! The resources as the main process holds them: each one's
+//! [`ResourceMachine`] (role, complaints, handshakes), its worker process,
+//! the hooks run for it, and the connections made for its worker. The
+//! machine decides; this module forks, signals, runs and connects.
 
-use std::os::fd::{AsFd, RawFd};
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::hooks::{self, Finished, Hooks};
-use super::workers;
+use super::outbound::{self, Outbound, Outcome, Purpose};
+use super::{peers, workers};
 use crate::config::{Config, Resource};
 use crate::event::{ExitStatus, Interest, Poller, TimerId, Token};
 use crate::proto::msg::HookEvent;
-use crate::role::{ConnectFailure, Report};
+use crate::role::resource::{
+    ResourceAction, ResourceConfig, ResourceInput, ResourceMachine, WorkerExit, WorkerId,
+};
+use crate::role::{ConnectFailure, Level, Report, Time};
 use crate::types::Role;
 use crate::worker::channel::Channel;
 use crate::worker::msg::{ToMain, ToWorker};
-use crate::{exit, log_debug, log_error, log_notice, log_warning};
+use crate::{log_debug, log_error, log_info, log_notice, log_warning};
 
-/// Channel tokens are `WORKER_BASE + worker id`; the restart timer of
-/// resource `i` is `RESTART_BASE + i`.
+/// Channel tokens are `WORKER_BASE + n`; the machine deadline of resource
+/// `i` is timer `DEADLINE_BASE + i`.
 const WORKER_BASE: u64 = 3 << 32;
-const RESTART_BASE: u64 = 4 << 32;
-const RESTART_END: u64 = 5 << 32;
-/// A crashed worker is started again after this long (roles.md §1.8), on
-/// a timer rather than 0.3.4's blocking sleep.
-const RESTART_DELAY: Duration = Duration::from_secs(1);
+const DEADLINE_BASE: u64 = 4 << 32;
+const DEADLINE_END: u64 = 5 << 32;
 
-pub fn owns(id: u64) -> bool {
-    (WORKER_BASE..RESTART_END).contains(&id)
-}
-
-/// What the main process must hand the supervisor whenever it may fork:
-/// its poller, and the descriptors it holds outside the supervisor, which
-/// a new worker closes.
+/// What the main process hands the supervisor whenever it may fork: its
+/// poller, and the descriptors it holds outside the supervisor, which a
+/// new worker closes.
 pub struct Ctx<'a> {
     pub poller: &'a mut Poller,
     pub outside: Vec<RawFd>,
@@ -42,199 +42,316 @@ pub struct Ctx<'a> {
 
 pub struct Worker {
     pub pid: Pid,
-    pub id: u64,
+    /// The machine's name for it.
+    pub id: WorkerId,
+    /// Its channel's token.
+    token: u64,
     pub role: Role,
     channel: Option<Channel>,
     pub report: Option<Report>,
-    /// Sent SIGTERM (or SIGINT) by us: its exit is expected.
-    terminating: bool,
+    /// Let go by the machine: its exit is expected, and nothing new for
+    /// the resource starts until it is reaped.
+    leaving: bool,
 }
 
 pub struct ResourceState {
     pub cfg: Resource,
-    pub role: Role,
-    /// Where a primary or watchdog returns when its worker gives up.
-    pub previous: Role,
-    pub worker: Option<Worker>,
-    /// A role change waiting for the old worker to be gone: the role it
-    /// came from, for the `role` hook.
-    changing_from: Option<Role>,
+    pub machine: ResourceMachine,
+    /// The current worker, and ones let go but not yet reaped.
+    pub workers: Vec<Worker>,
+    /// Actions held until every leaving worker is gone, so that a
+    /// primary's `stop` runs before the next role's hooks and worker.
+    held: VecDeque<ResourceAction>,
+    /// Resolved remote addresses, in configuration order.
+    pub remotes: Vec<Option<SocketAddr>>,
+    /// A handshake's two connections and the remote they came from, for
+    /// the secondary worker about to start.
+    handoff: Option<(usize, TcpStream, TcpStream)>,
+}
+
+impl ResourceState {
+    pub fn worker(&self) -> Option<&Worker> {
+        self.workers.iter().find(|w| !w.leaving)
+    }
 }
 
 pub struct Supervisor {
     pub list: Vec<ResourceState>,
     hooks: Hooks,
-    next_worker: u64,
+    outbound: Outbound,
+    next_token: u64,
+    clock: Instant,
     debug: u8,
     foreground: bool,
+    /// The daemon is exiting: worker exits are no longer decisions.
+    shutting_down: bool,
 }
 
 impl Supervisor {
     pub fn new(cfg: &Config, debug: u8, foreground: bool) -> Supervisor {
+        let clock = Instant::now();
         Supervisor {
             list: cfg
                 .resources
                 .iter()
                 .map(|r| ResourceState {
+                    machine: ResourceMachine::new(ResourceConfig::from_resource(r), Time(0)),
+                    remotes: r.remote.iter().map(peers::resolve).collect(),
                     cfg: r.clone(),
-                    role: Role::Init,
-                    previous: Role::Init,
-                    worker: None,
-                    changing_from: None,
+                    workers: Vec::new(),
+                    held: VecDeque::new(),
+                    handoff: None,
                 })
                 .collect(),
             hooks: Hooks::new(),
-            next_worker: WORKER_BASE,
+            outbound: Outbound::new(),
+            next_token: WORKER_BASE,
+            clock,
             debug,
             foreground,
+            shutting_down: false,
         }
+    }
+
+    pub fn now(&self) -> Time {
+        Time(u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Feeds one input to a resource's machine and carries out what it
+    /// decides.
+    pub fn input(&mut self, ctx: &mut Ctx<'_>, i: usize, input: ResourceInput) {
+        let now = self.now();
+        let actions = self.list[i].machine.handle(now, input);
+        self.list[i].held.extend(actions);
+        self.run_held(ctx, i);
+        let timer = TimerId(DEADLINE_BASE + i as u64);
+        match self.list[i].machine.deadline() {
+            Some(at) => {
+                let _ = ctx.poller.set_timer(timer, at.since(now), false);
+            }
+            None => {
+                let _ = ctx.poller.cancel_timer(timer);
+            }
+        }
+    }
+
+    /// Carries out held actions until one must wait for a leaving worker.
+    fn run_held(&mut self, ctx: &mut Ctx<'_>, i: usize) {
+        while !self.list[i].workers.iter().any(|w| w.leaving) {
+            let Some(action) = self.list[i].held.pop_front() else {
+                return;
+            };
+            self.act(ctx, i, action);
+        }
+    }
+
+    fn act(&mut self, ctx: &mut Ctx<'_>, i: usize, action: ResourceAction) {
+        let name = self.list[i].cfg.name.clone();
+        match action {
+            ResourceAction::SpawnWorker { id, role } => self.spawn(ctx, i, id, role),
+            ResourceAction::StopWorker { id, stop_resource } => {
+                let signal = match (stop_resource, self.worker_role(i, id)) {
+                    (false, Some(Role::Primary)) => Signal::SIGHUP,
+                    _ => Signal::SIGTERM,
+                };
+                self.terminate(i, id, signal);
+            }
+            ResourceAction::RunRoleHook {
+                old,
+                new,
+                automatic,
+            } => {
+                if automatic {
+                    log_info!("[{name}] Running the role hook for an automatic change.");
+                }
+                let args = vec!["role".into(), name, old.to_string(), new.to_string()];
+                self.hook(ctx.poller, i, args, None);
+            }
+            ResourceAction::RunComplainHook => {
+                self.hook(ctx.poller, i, vec!["complain".into(), name], None);
+            }
+            // Handshake answers are taken by the acceptor from `answers`.
+            ResourceAction::AcceptHandshake | ResourceAction::RefuseHandshake { .. } => {}
+            ResourceAction::Log { level, msg } => match level {
+                Level::Error => log_error!("[{name}] {msg}"),
+                Level::Warning => log_warning!("[{name}] {msg}"),
+                Level::Notice => log_notice!("[{name}] {msg}"),
+                Level::Info => log_info!("[{name}] {msg}"),
+                Level::Debug => log_debug!(1, "[{name}] {msg}"),
+            },
+        }
+    }
+
+    /// Feeds a handshake input and returns the machine's answer to it,
+    /// after carrying out everything else it decided. `None`: accepted.
+    pub fn handshake(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        i: usize,
+        input: ResourceInput,
+    ) -> Option<(String, Option<i32>)> {
+        let now = self.now();
+        let actions = self.list[i].machine.handle(now, input);
+        let mut answer = Some((crate::proto::msg::errmsg::NO_ACCESS.to_string(), None));
+        for a in &actions {
+            match a {
+                ResourceAction::AcceptHandshake => answer = None,
+                ResourceAction::RefuseHandshake { errmsg, priority } => {
+                    answer = Some((errmsg.clone(), *priority));
+                }
+                _ => {}
+            }
+        }
+        self.list[i].held.extend(actions);
+        self.run_held(ctx, i);
+        answer
+    }
+
+    /// Keeps a completed handshake's connections for the secondary worker
+    /// the machine is about to start.
+    pub fn hand_off(&mut self, i: usize, remote: usize, first: TcpStream, second: TcpStream) {
+        self.list[i].handoff = Some((remote, first, second));
+    }
+
+    /// Takes back the connections of a refused stage 2.
+    pub fn take_handoff(&mut self, i: usize) -> Option<(usize, TcpStream, TcpStream)> {
+        self.list[i].handoff.take()
     }
 
     /// Applies `role_on_start` to every resource, in configuration order.
     pub fn set_initial_roles(&mut self, ctx: &mut Ctx<'_>) {
         for i in 0..self.list.len() {
-            let role = self.list[i].cfg.role_on_start;
-            log_notice!("[{}] Role set to {role}.", self.list[i].cfg.name);
-            if role != Role::Init {
-                self.list[i].role = role;
-                self.start_worker(ctx, i);
-                self.run_role_hook(ctx.poller, i, Role::Init, role);
-            }
+            self.input(ctx, i, ResourceInput::Start);
         }
     }
 
     /// An operator's role change; returns the role the resource had.
     pub fn set_role(&mut self, ctx: &mut Ctx<'_>, i: usize, role: Role) -> Role {
-        let r = &mut self.list[i];
-        let old = r.role;
-        if old == role {
-            log_debug!(2, "[{}] ({old}) Role unchanged.", r.cfg.name);
-            return old;
-        }
-        log_notice!("[{}] ({old}) Role changed to {role}.", r.cfg.name);
-        r.role = role;
-        // The role hook and the new worker wait until the old worker is
-        // gone, so a primary's `stop` comes first.
-        if r.changing_from.is_none() {
-            r.changing_from = Some(old);
-        }
-        if r.worker.is_some() {
-            self.terminate(ctx.poller, i, Signal::SIGTERM);
-        } else {
-            self.finish_change(ctx, i);
-        }
+        let old = self.list[i].machine.role();
+        self.input(ctx, i, ResourceInput::SetRole(role));
         old
     }
 
-    /// The old worker is gone: start the new role's worker, then run the
-    /// `role` hook.
-    fn finish_change(&mut self, ctx: &mut Ctx<'_>, i: usize) {
-        let Some(old) = self.list[i].changing_from.take() else {
-            return;
-        };
-        let new = self.list[i].role;
-        if new == old {
-            return;
-        }
-        self.start_worker(ctx, i);
-        self.run_role_hook(ctx.poller, i, old, new);
+    fn worker_role(&self, i: usize, id: WorkerId) -> Option<Role> {
+        self.list[i]
+            .workers
+            .iter()
+            .find(|w| w.id == id)
+            .map(|w| w.role)
     }
 
-    fn run_role_hook(&mut self, poller: &mut Poller, i: usize, old: Role, new: Role) {
-        let r = &self.list[i];
-        let args = vec![
-            "role".to_string(),
-            r.cfg.name.clone(),
-            old.to_string(),
-            new.to_string(),
-        ];
-        let req = self.hook_request(i, args, None);
-        let done = self.hooks.request(poller, req);
-        self.deliver(done);
-    }
-
-    fn hook_request(
-        &self,
+    fn hook(
+        &mut self,
+        poller: &mut Poller,
         i: usize,
         args: Vec<String>,
         caller: Option<(u64, HookEvent)>,
-    ) -> hooks::Request {
+    ) {
         let c = &self.list[i].cfg;
-        hooks::Request {
+        let req = hooks::Request {
             resource: i,
             name: c.name.clone(),
             exec: c.exec.clone().into(),
             timeout: c.hook_timeout,
             args,
             caller,
-        }
+        };
+        let done = self.hooks.request(poller, req);
+        self.deliver(done);
     }
 
-    /// Forks the worker of the resource's role, if that role has one.
-    fn start_worker(&mut self, ctx: &mut Ctx<'_>, i: usize) {
-        let role = self.list[i].role;
-        if !workers::has_worker(role) || self.list[i].worker.is_some() {
-            return;
-        }
+    /// Forks a worker. A secondary's connections follow on its channel.
+    fn spawn(&mut self, ctx: &mut Ctx<'_>, i: usize, id: WorkerId, role: Role) {
+        let name = self.list[i].cfg.name.clone();
+        let handoff = if role == Role::Secondary {
+            match self.list[i].handoff.take() {
+                Some(h) => Some(h),
+                None => {
+                    log_error!("[{name}] No connections for the secondary worker.");
+                    return self.input(ctx, i, exited(id, WorkerExit::Code(crate::exit::SOFTWARE)));
+                }
+            }
+        } else {
+            None
+        };
         let mut close = ctx.outside.clone();
         ctx.poller.descriptors(&mut close);
         self.hooks.descriptors(&mut close);
-        for w in self.list.iter().filter_map(|r| r.worker.as_ref()) {
-            close.extend(w.channel.as_ref().map(Channel::raw_fd));
+        self.outbound.descriptors(&mut close);
+        for r in &self.list {
+            for w in &r.workers {
+                close.extend(w.channel.as_ref().map(Channel::raw_fd));
+            }
+            if let Some((_, a, b)) = &r.handoff {
+                close.extend([
+                    std::os::fd::AsRawFd::as_raw_fd(a),
+                    std::os::fd::AsRawFd::as_raw_fd(b),
+                ]);
+            }
         }
-        let spawned = workers::fork(&close, &self.list[i].cfg, role, self.debug, self.foreground);
-        let (pid, channel) = match spawned {
+        if let Some((_, a, b)) = &handoff {
+            close.extend([
+                std::os::fd::AsRawFd::as_raw_fd(a),
+                std::os::fd::AsRawFd::as_raw_fd(b),
+            ]);
+        }
+        let setup = workers::Spawn {
+            resource: &self.list[i].cfg,
+            role,
+            primary: handoff.as_ref().map(|(r, _, _)| *r),
+            debug: self.debug,
+            foreground: self.foreground,
+        };
+        let (pid, channel) = match workers::fork(&close, setup) {
             Ok(p) => p,
             Err(e) => {
-                log_error!(
-                    "[{}] Unable to start a {role} worker: {e}.",
-                    self.list[i].cfg.name
-                );
-                self.schedule_restart(ctx.poller, i);
-                return;
+                log_error!("[{name}] Unable to start a {role} worker: {e}.");
+                return self.input(ctx, i, exited(id, WorkerExit::Code(crate::exit::TEMPFAIL)));
             }
         };
-        let id = self.next_worker;
-        self.next_worker = if id + 1 >= RESTART_BASE {
+        let token = self.next_token;
+        self.next_token = if token + 1 >= DEADLINE_BASE {
             WORKER_BASE
         } else {
-            id + 1
+            token + 1
         };
         let watched = ctx
             .poller
-            .register(channel.as_fd(), Token(id), Interest::Read)
+            .register(channel.as_fd(), Token(token), Interest::Read)
             .and_then(|()| ctx.poller.watch_process(pid));
         if let Err(e) = watched {
-            log_error!(
-                "[{}] Unable to watch worker (pid={pid}): {e}.",
-                self.list[i].cfg.name
-            );
+            log_error!("[{name}] Unable to watch worker (pid={pid}): {e}.");
         }
-        log_debug!(
-            1,
-            "[{}] Worker started (pid={pid}, role={role}).",
-            self.list[i].cfg.name
-        );
-        self.list[i].worker = Some(Worker {
+        if let Some((remote, first, second)) = handoff {
+            let msg = ToWorker::Connected { remote }.to_nv();
+            if let Err(e) = channel.send(&msg, &[first.as_fd(), second.as_fd()]) {
+                log_error!("[{name}] Unable to hand the connections to the worker: {e}.");
+            }
+        }
+        log_debug!(1, "[{name}] Worker started (pid={pid}, role={role}).");
+        self.list[i].workers.push(Worker {
             pid,
             id,
+            token,
             role,
             channel: Some(channel),
             report: None,
-            terminating: false,
+            leaving: false,
         });
     }
 
-    fn terminate(&mut self, poller: &mut Poller, i: usize, signal: Signal) {
+    fn terminate(&mut self, i: usize, id: WorkerId, signal: Signal) {
         let r = &mut self.list[i];
-        let Some(w) = r.worker.as_mut() else { return };
+        let Some(w) = r.workers.iter_mut().find(|w| w.id == id) else {
+            return;
+        };
         log_notice!(
             "[{}] Terminating worker process (role={}, pid={}).",
             r.cfg.name,
             w.role,
             w.pid
         );
-        w.terminating = true;
+        w.leaving = true;
         if let Err(e) = kill(w.pid, signal) {
             log_warning!(
                 "[{}] Unable to signal worker (pid={}): {e}.",
@@ -242,13 +359,17 @@ impl Supervisor {
                 w.pid
             );
         }
-        let _ = poller;
     }
 
-    /// Terminates every worker (daemon shutdown).
-    pub fn terminate_all(&mut self, poller: &mut Poller) {
+    /// Terminates every worker (daemon shutdown); primaries stop their
+    /// resources on the way out.
+    pub fn terminate_all(&mut self) {
+        self.shutting_down = true;
         for i in 0..self.list.len() {
-            self.terminate(poller, i, Signal::SIGTERM);
+            let ids: Vec<WorkerId> = self.list[i].workers.iter().map(|w| w.id).collect();
+            for id in ids {
+                self.terminate(i, id, Signal::SIGTERM);
+            }
         }
     }
 
@@ -262,79 +383,163 @@ impl Supervisor {
 
     /// True once no worker and no hook is left.
     pub fn quiet(&self) -> bool {
-        self.list.iter().all(|r| r.worker.is_none()) && self.hooks.idle()
+        self.list.iter().all(|r| r.workers.is_empty()) && self.hooks.idle()
     }
 
-    /// Routes a poller event on one of our tokens or timers.
+    /// Routes a readable token of ours.
     pub fn readable(&mut self, ctx: &mut Ctx<'_>, id: u64) {
         if hooks::owns(id) {
-            self.hooks.readable(ctx.poller, id);
+            return self.hooks.readable(ctx.poller, id);
+        }
+        if outbound::owns(id) {
+            if let Some((req, outcome)) = self.outbound.ready(ctx.poller, id) {
+                self.outbound_done(ctx, req, outcome);
+            }
             return;
         }
-        let Some(i) = self.by_worker(id) else { return };
+        let Some((i, w)) = self.by_token(id) else {
+            return;
+        };
         loop {
-            let Some(ch) = self.list[i]
-                .worker
-                .as_ref()
-                .and_then(|w| w.channel.as_ref())
-            else {
+            let Some(ch) = self.list[i].workers[w].channel.as_ref() else {
                 return;
             };
             match ch.recv() {
                 Ok(Some((nv, _fds))) => match ToMain::from_nv(&nv) {
-                    Some(msg) => self.worker_said(ctx, i, id, msg),
+                    Some(msg) => self.worker_said(ctx, i, w, msg),
                     None => log_warning!(
                         "[{}] Ignoring a malformed message from the worker.",
                         self.list[i].cfg.name
                     ),
                 },
-                Ok(None) => {
-                    self.close_channel(ctx.poller, i);
-                    return;
-                }
+                Ok(None) => return self.close_channel(ctx.poller, i, w),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) => {
                     log_warning!(
                         "[{}] Unable to receive from the worker: {e}.",
                         self.list[i].cfg.name
                     );
-                    self.close_channel(ctx.poller, i);
-                    return;
+                    return self.close_channel(ctx.poller, i, w);
                 }
             }
         }
     }
 
-    fn by_worker(&self, id: u64) -> Option<usize> {
-        self.list
-            .iter()
-            .position(|r| r.worker.as_ref().is_some_and(|w| w.id == id))
+    fn by_token(&self, token: u64) -> Option<(usize, usize)> {
+        self.list.iter().enumerate().find_map(|(i, r)| {
+            let w = r.workers.iter().position(|w| w.token == token)?;
+            Some((i, w))
+        })
     }
 
-    fn close_channel(&mut self, poller: &mut Poller, i: usize) {
-        if let Some(ch) = self.list[i].worker.as_mut().and_then(|w| w.channel.take()) {
+    fn close_channel(&mut self, poller: &mut Poller, i: usize, w: usize) {
+        if let Some(ch) = self.list[i].workers[w].channel.take() {
             let _ = poller.deregister(ch.as_fd());
         }
     }
 
-    fn worker_said(&mut self, ctx: &mut Ctx<'_>, i: usize, id: u64, msg: ToMain) {
+    fn worker_said(&mut self, ctx: &mut Ctx<'_>, i: usize, w: usize, msg: ToMain) {
+        let token = self.list[i].workers[w].token;
+        let remote_req = |sup: &Supervisor, remote: usize, purpose: Purpose| {
+            let r = &sup.list[i];
+            Some(outbound::Request {
+                resource: i,
+                name: r.cfg.name.clone(),
+                worker: token,
+                remote,
+                addr: (*r.remotes.get(remote)?)?,
+                key: r.cfg.key.clone(),
+                timeout: r.cfg.timeout,
+                purpose,
+            })
+        };
         match msg {
             ToMain::RunHook(event) => {
                 let args = vec![hook_word(event).to_string(), self.list[i].cfg.name.clone()];
-                let req = self.hook_request(i, args, Some((id, event)));
-                let done = self.hooks.request(ctx.poller, req);
-                self.deliver(done);
+                self.hook(ctx.poller, i, args, Some((token, event)));
             }
-            ToMain::Report(report) => {
-                if let Some(w) = self.list[i].worker.as_mut() {
-                    w.report = Some(report);
+            ToMain::Report(report) => self.list[i].workers[w].report = Some(report),
+            ToMain::Connect { remote } => {
+                let priority = i32::try_from(self.list[i].cfg.priority).unwrap_or(i32::MAX);
+                match remote_req(self, remote, Purpose::Handshake { priority }) {
+                    Some(req) => self.connect(ctx, req),
+                    None => {
+                        let reason =
+                            ConnectFailure::Unreachable("the address does not resolve".into());
+                        self.send(i, token, &ToWorker::ConnectFailed { remote, reason }, &[]);
+                    }
                 }
             }
-            ToMain::Connect { remote } => {
-                // Outgoing connections come with the failover protocol.
-                let reason =
-                    ConnectFailure::Unreachable("outgoing connections are not available".into());
-                self.send(i, &ToWorker::ConnectFailed { remote, reason });
+            ToMain::Poll { remote } => {
+                self.outbound.cancel_poll(ctx.poller, token, remote);
+                match remote_req(self, remote, Purpose::Poll) {
+                    Some(req) => self.connect(ctx, req),
+                    None => {
+                        let result = Err("the address does not resolve".into());
+                        self.send(i, token, &ToWorker::PollResult { remote, result }, &[]);
+                    }
+                }
+            }
+            ToMain::Complain { remote } => {
+                if let Some(req) = remote_req(self, remote, Purpose::Complain) {
+                    self.connect(ctx, req);
+                }
+                self.input(ctx, i, ResourceInput::ComplaintSent);
+            }
+        }
+    }
+
+    fn connect(&mut self, ctx: &mut Ctx<'_>, req: outbound::Request) {
+        if let Err((req, outcome)) = self.outbound.start(ctx.poller, req) {
+            self.outbound_done(ctx, req, outcome);
+        }
+    }
+
+    /// Gives a finished outgoing job's result to the worker that asked.
+    fn outbound_done(&mut self, ctx: &mut Ctx<'_>, req: outbound::Request, outcome: Outcome) {
+        let (i, remote, token) = (req.resource, req.remote, req.worker);
+        let addr = self.list[i].cfg.remote[remote].to_string();
+        match (req.purpose, outcome) {
+            (_, Outcome::Connected { out, back }) => {
+                let fds: [&OwnedFd; 2] = [&out, &back];
+                let fds = fds.map(|f| f.as_fd());
+                self.send(i, token, &ToWorker::Connected { remote }, &fds);
+            }
+            (Purpose::Handshake { .. }, Outcome::Failed(reason)) => {
+                self.send(i, token, &ToWorker::ConnectFailed { remote, reason }, &[]);
+            }
+            (Purpose::Poll, Outcome::Polled { role, state }) => {
+                let result = Ok((role, state));
+                self.send(i, token, &ToWorker::PollResult { remote, result }, &[]);
+            }
+            (Purpose::Poll, Outcome::Failed(reason)) => {
+                let result = Err(failure_text(&reason));
+                self.send(i, token, &ToWorker::PollResult { remote, result }, &[]);
+            }
+            (Purpose::Complain, Outcome::Failed(reason)) => log_warning!(
+                "[{}] Unable to send a complaint to {addr}: {}.",
+                self.list[i].cfg.name,
+                failure_text(&reason)
+            ),
+            _ => {}
+        }
+        let _ = ctx;
+    }
+
+    pub fn expired(&mut self, ctx: &mut Ctx<'_>, id: TimerId) {
+        if hooks::owns(id.0) {
+            return self.hooks.timer(ctx.poller, id);
+        }
+        if outbound::owns(id.0) {
+            if let Some((req, outcome)) = self.outbound.expired(ctx.poller, id) {
+                self.outbound_done(ctx, req, outcome);
+            }
+            return;
+        }
+        if (DEADLINE_BASE..DEADLINE_END).contains(&id.0) {
+            let i = (id.0 - DEADLINE_BASE) as usize;
+            if i < self.list.len() {
+                self.input(ctx, i, ResourceInput::Tick);
             }
         }
     }
@@ -342,27 +547,23 @@ impl Supervisor {
     /// Tells workers how their hooks ended.
     fn deliver(&mut self, done: Vec<Finished>) {
         for f in done {
-            let current = self.list[f.resource]
-                .worker
-                .as_ref()
-                .is_some_and(|w| w.id == f.caller);
-            if current {
-                self.send(
-                    f.resource,
-                    &ToWorker::HookDone {
-                        event: f.event,
-                        result: f.result,
-                    },
-                );
-            }
+            let msg = ToWorker::HookDone {
+                event: f.event,
+                result: f.result,
+            };
+            self.send(f.resource, f.caller, &msg, &[]);
         }
     }
 
-    fn send(&mut self, i: usize, msg: &ToWorker) {
+    /// Sends to the worker with channel token `token`, if it is still
+    /// there.
+    fn send(&mut self, i: usize, token: u64, msg: &ToWorker, fds: &[std::os::fd::BorrowedFd<'_>]) {
         let r = &self.list[i];
-        let Some(w) = r.worker.as_ref() else { return };
+        let Some(w) = r.workers.iter().find(|w| w.token == token) else {
+            return;
+        };
         let Some(ch) = w.channel.as_ref() else { return };
-        if let Err(e) = ch.send(&msg.to_nv(), &[]) {
+        if let Err(e) = ch.send(&msg.to_nv(), fds) {
             // A worker that stopped reading is stuck; it is replaced.
             log_error!(
                 "[{}] Unable to send to the worker (pid={}): {e}.",
@@ -373,81 +574,69 @@ impl Supervisor {
         }
     }
 
+    /// Tells the resource's current worker that it was asked for its
+    /// status (over the network when `remote`).
+    pub fn polled(&mut self, i: usize, remote: bool) {
+        if let Some(token) = self.list[i].worker().map(|w| w.token) {
+            self.send(i, token, &ToWorker::Polled { remote }, &[]);
+        }
+    }
+
     /// A child exited: a hook or a worker.
     pub fn exited(&mut self, ctx: &mut Ctx<'_>, pid: Pid, status: ExitStatus) {
         if let Some(done) = self.hooks.exited(ctx.poller, pid, status) {
-            self.deliver(done);
-            return;
+            return self.deliver(done);
         }
-        let Some(i) = self
+        let Some((i, w)) = self
             .list
             .iter()
-            .position(|r| r.worker.as_ref().is_some_and(|w| w.pid == pid))
+            .enumerate()
+            .find_map(|(i, r)| Some((i, r.workers.iter().position(|w| w.pid == pid)?)))
         else {
             log_debug!(1, "Unknown process pid={pid}.");
             return;
         };
-        // Drain what the worker said last (a primary's `stop`) before
-        // forgetting it.
-        if let Some(id) = self.list[i].worker.as_ref().map(|w| w.id) {
-            self.readable(ctx, id);
-        }
-        self.close_channel(ctx.poller, i);
-        let Some(w) = self.list[i].worker.take() else {
+        // What the worker said last (a primary's `stop`) counts.
+        let token = self.list[i].workers[w].token;
+        self.readable(ctx, token);
+        let Some(w) = self.list[i].workers.iter().position(|x| x.token == token) else {
             return;
         };
-        self.hooks.forget_caller(w.id);
+        self.close_channel(ctx.poller, i, w);
+        let worker = self.list[i].workers.remove(w);
+        self.hooks.forget_caller(worker.token);
+        self.outbound.forget_worker(ctx.poller, worker.token);
         let name = self.list[i].cfg.name.clone();
-        match status {
+        let how = match status {
             ExitStatus::Exited(0) => {
-                log_debug!(1, "[{name}] Worker process exited gracefully (pid={pid}).")
+                log_debug!(1, "[{name}] Worker process exited gracefully (pid={pid}).");
+                WorkerExit::Code(0)
             }
             ExitStatus::Exited(c) => {
-                log_error!("[{name}] Worker process exited ungracefully (pid={pid}, exitcode={c}).")
+                log_error!(
+                    "[{name}] Worker process exited ungracefully (pid={pid}, exitcode={c})."
+                );
+                WorkerExit::Code(c)
             }
             ExitStatus::Signaled(s) => {
-                log_error!("[{name}] Worker process killed (pid={pid}, signal={s}).")
+                log_error!("[{name}] Worker process killed (pid={pid}, signal={s}).");
+                WorkerExit::Signal(s)
             }
-        }
-        if w.terminating {
-            self.finish_change(ctx, i);
-            return;
-        }
-        let r = &mut self.list[i];
-        match (w.role, status) {
-            (Role::Primary | Role::Watchdog, ExitStatus::Signaled(_))
-            | (Role::Primary | Role::Watchdog, ExitStatus::Exited(exit::TEMPFAIL)) => {
-                self.schedule_restart(ctx.poller, i);
-            }
-            (Role::Primary | Role::Watchdog, _) => {
-                log_notice!("[{name}] Changing resource role back to {}.", r.previous);
-                r.role = r.previous;
-            }
-            _ => {}
+        };
+        if !self.shutting_down {
+            self.input(ctx, i, exited(worker.id, how));
         }
     }
+}
 
-    fn schedule_restart(&mut self, poller: &mut Poller, i: usize) {
-        if let Err(e) = poller.set_timer(TimerId(RESTART_BASE + i as u64), RESTART_DELAY, false) {
-            log_error!(
-                "[{}] Unable to schedule a worker restart: {e}.",
-                self.list[i].cfg.name
-            );
-        }
-    }
+fn exited(id: WorkerId, exit: WorkerExit) -> ResourceInput {
+    ResourceInput::WorkerExited { id, exit }
+}
 
-    pub fn timer(&mut self, ctx: &mut Ctx<'_>, id: TimerId) {
-        if hooks::owns(id.0) {
-            self.hooks.timer(ctx.poller, id);
-            return;
-        }
-        if (RESTART_BASE..RESTART_END).contains(&id.0) {
-            let i = (id.0 - RESTART_BASE) as usize;
-            if i < self.list.len() && self.list[i].worker.is_none() {
-                log_notice!("[{}] Restarting worker process.", self.list[i].cfg.name);
-                self.start_worker(ctx, i);
-            }
-        }
+fn failure_text(reason: &ConnectFailure) -> String {
+    match reason {
+        ConnectFailure::Unreachable(t) | ConnectFailure::Refused(t) => t.clone(),
+        ConnectFailure::StrongerPrimary { errmsg, .. } => errmsg.clone(),
     }
 }
 

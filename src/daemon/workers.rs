@@ -9,22 +9,19 @@ use crate::config::Resource;
 use crate::types::Role;
 use crate::worker::{self, channel::Channel};
 
-/// Roles that run a worker process. The secondary's is started when a
-/// primary connects, so it is not started on a role change.
-pub fn has_worker(role: Role) -> bool {
-    role == Role::Primary
+/// What a new worker is.
+pub struct Spawn<'a> {
+    pub resource: &'a Resource,
+    pub role: Role,
+    /// For a secondary: the remote that is its primary.
+    pub primary: Option<usize>,
+    pub debug: u8,
+    pub foreground: bool,
 }
 
-/// Forks a worker for `resource` in `role`. `close` lists every
-/// descriptor of the main process; the child closes them all before it
-/// does anything else.
-pub fn fork(
-    close: &[RawFd],
-    resource: &Resource,
-    role: Role,
-    debug: u8,
-    foreground: bool,
-) -> std::io::Result<(Pid, Channel)> {
+/// Forks a worker. `close` lists every descriptor of the main process;
+/// the child closes them all before it does anything else.
+pub fn fork(close: &[RawFd], spawn: Spawn<'_>) -> std::io::Result<(Pid, Channel)> {
     let (ours, theirs) = Channel::pair()?;
     let use_syslog = crate::sys::log::uses_syslog();
     // SAFETY: the main process is single-threaded, so the child starts
@@ -38,11 +35,12 @@ pub fn fork(
             // leaves through process::exit below.
             unsafe { crate::sys::fd::close_raw(close) };
             let code = worker::run(worker::Setup {
-                resource: resource.clone(),
-                role,
+                resource: spawn.resource.clone(),
+                role: spawn.role,
+                primary: spawn.primary,
                 channel: theirs,
-                debug,
-                foreground,
+                debug: spawn.debug,
+                foreground: spawn.foreground,
                 use_syslog,
             });
             std::process::exit(code)

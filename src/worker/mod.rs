@@ -5,19 +5,25 @@
 //! messages into the machine's inputs.
 
 pub mod channel;
+mod links;
 pub mod msg;
 
+use std::collections::VecDeque;
 use std::os::fd::AsFd;
 
 use nix::sys::signal::Signal;
 
 use crate::config::Resource;
 use crate::event::{Event, Interest, Poller, TimerId, Token};
+use crate::proto::msg::{Handshake2Confirm, HeartbeatReply, HeartbeatRequest};
 use crate::role::primary::{Primary, PrimaryConfig};
+use crate::role::secondary::{Secondary, SecondaryConfig};
+use crate::role::watchdog::{Watchdog, WatchdogConfig};
 use crate::role::{Action, Input, Level, Report, Time};
 use crate::types::Role;
 use crate::{exit, log_debug, log_error, log_info, log_notice, log_warning};
 use channel::Channel;
+use links::{Links, Received};
 use msg::{ToMain, ToWorker};
 
 const CHANNEL: Token = Token(1);
@@ -27,6 +33,9 @@ const SIGNALS: &[Signal] = &[Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
 pub struct Setup {
     pub resource: Resource,
     pub role: Role,
+    /// For a secondary: which remote is the primary it serves. Its two
+    /// connections follow as the first message on the channel.
+    pub primary: Option<usize>,
     pub channel: Channel,
     pub debug: u8,
     pub foreground: bool,
@@ -36,24 +45,32 @@ pub struct Setup {
 /// The machine of the worker's role.
 enum Machine {
     Primary(Primary),
+    Secondary(Secondary),
+    Watchdog(Watchdog),
 }
 
 impl Machine {
     fn handle(&mut self, now: Time, input: Input) -> Vec<Action> {
         match self {
             Machine::Primary(m) => m.handle(now, input),
+            Machine::Secondary(m) => m.handle(now, input),
+            Machine::Watchdog(m) => m.handle(now, input),
         }
     }
 
     fn deadline(&self) -> Option<Time> {
         match self {
             Machine::Primary(m) => m.deadline(),
+            Machine::Secondary(m) => m.deadline(),
+            Machine::Watchdog(m) => m.deadline(),
         }
     }
 
     fn report(&self) -> Report {
         match self {
             Machine::Primary(m) => m.report(),
+            Machine::Secondary(m) => m.report(),
+            Machine::Watchdog(m) => m.report(),
         }
     }
 }
@@ -89,6 +106,12 @@ struct Worker {
     poller: Poller,
     channel: Channel,
     machine: Machine,
+    role: Role,
+    links: Links,
+    /// Inputs raised while carrying out actions (a send that failed).
+    queue: VecDeque<Input>,
+    /// A secondary starts once its connections have arrived.
+    started: bool,
     clock: std::time::Instant,
     last_report: Option<Report>,
 }
@@ -99,11 +122,18 @@ impl Worker {
         poller.watch_signals(SIGNALS)?;
         poller.register(setup.channel.as_fd(), CHANNEL, Interest::Read)?;
         let clock = std::time::Instant::now();
+        let r = &setup.resource;
         let machine = match setup.role {
-            Role::Primary => Machine::Primary(Primary::new(
-                PrimaryConfig::from_resource(&setup.resource),
+            Role::Primary => {
+                Machine::Primary(Primary::new(PrimaryConfig::from_resource(r), Time(0)))
+            }
+            Role::Secondary => Machine::Secondary(Secondary::new(
+                SecondaryConfig::from_resource(r, setup.primary),
                 Time(0),
             )),
+            Role::Watchdog => {
+                Machine::Watchdog(Watchdog::new(WatchdogConfig::from_resource(r), Time(0)))
+            }
             other => {
                 return Err(std::io::Error::other(format!(
                     "no worker exists for role {other}"
@@ -114,6 +144,10 @@ impl Worker {
             poller,
             channel: setup.channel,
             machine,
+            role: setup.role,
+            links: Links::default(),
+            queue: VecDeque::new(),
+            started: false,
             clock,
             last_report: None,
         })
@@ -124,8 +158,11 @@ impl Worker {
     }
 
     fn run(&mut self) -> i32 {
-        if let Some(code) = self.feed(Input::Start) {
-            return code;
+        if self.role != Role::Secondary {
+            self.started = true;
+            if let Some(code) = self.feed(Input::Start) {
+                return code;
+            }
         }
         let mut events = Vec::new();
         loop {
@@ -143,6 +180,16 @@ impl Worker {
                         Ok(None) => continue,
                         Err(code) => return code,
                     },
+                    Event::Readable(token) => match links::remote_of(token) {
+                        Some(remote) => {
+                            self.read_link(remote);
+                            match self.queue.pop_front() {
+                                Some(input) => input,
+                                None => continue,
+                            }
+                        }
+                        None => continue,
+                    },
                     _ => continue,
                 };
                 if let Some(code) = self.feed(input) {
@@ -155,12 +202,15 @@ impl Worker {
     /// One message from the main process, as an input.
     fn receive(&mut self) -> Result<Option<Input>, i32> {
         match self.channel.recv() {
-            Ok(Some((nv, _fds))) => match ToWorker::from_nv(&nv) {
+            Ok(Some((nv, fds))) => match ToWorker::from_nv(&nv) {
+                Some(ToWorker::Connected { remote }) => Ok(self.connected(remote, fds)),
+                Some(ToWorker::PollResult { remote, result }) => {
+                    Ok(Some(Input::Polled { remote, result }))
+                }
                 Some(ToWorker::HookDone { event, result }) => {
                     Ok(Some(Input::HookDone { event, result }))
                 }
                 Some(ToWorker::Polled { remote }) => Ok(Some(Input::StatusPolled { remote })),
-                Some(ToWorker::Connected { remote }) => Ok(Some(Input::Connected { remote })),
                 Some(ToWorker::ConnectFailed { remote, reason }) => {
                     Ok(Some(Input::ConnectFailed { remote, reason }))
                 }
@@ -182,35 +232,78 @@ impl Worker {
         }
     }
 
-    /// Runs one input through the machine and carries out its actions;
-    /// `Some(code)` when the worker is to exit.
-    fn feed(&mut self, input: Input) -> Option<i32> {
-        let now = self.now();
-        let actions = self.machine.handle(now, input);
-        let mut exit_code = None;
-        for action in actions {
-            match action {
-                Action::RunHook(event) => self.send(&ToMain::RunHook(event)),
-                Action::Connect { remote } => self.send(&ToMain::Connect { remote }),
-                Action::Disconnect { .. } | Action::Heartbeat { .. } => {}
-                Action::Log { level, msg } => match level {
-                    Level::Error => log_error!("{msg}"),
-                    Level::Warning => log_warning!("{msg}"),
-                    Level::Notice => log_notice!("{msg}"),
-                    Level::Info => log_info!("{msg}"),
-                    Level::Debug => log_debug!(1, "{msg}"),
-                },
-                Action::Exit(code) => exit_code = Some(code),
+    /// Installs the two connections of a remote. A primary reads replies
+    /// on the second and sends on the first; a secondary the other way
+    /// round, and confirms the handshake on the first before it starts.
+    fn connected(&mut self, remote: usize, fds: Vec<std::os::fd::OwnedFd>) -> Option<Input> {
+        let mut fds = fds.into_iter();
+        let (Some(first), Some(second)) = (fds.next(), fds.next()) else {
+            log_error!("The main process sent a connection without its descriptors.");
+            return None;
+        };
+        let installed = match self.role {
+            Role::Secondary => self.links.add(&mut self.poller, remote, second, first),
+            _ => self.links.add(&mut self.poller, remote, first, second),
+        };
+        if let Err(e) = installed {
+            log_error!("Unable to use the connection: {e}.");
+            return Some(Input::ConnectFailed {
+                remote,
+                reason: crate::role::ConnectFailure::Unreachable(e.to_string()),
+            });
+        }
+        if self.role != Role::Secondary {
+            return Some(Input::Connected { remote });
+        }
+        let confirm = Handshake2Confirm { resuid: 0 }.to_nv();
+        if let Err(e) = self.links.send(remote, &confirm, true) {
+            log_error!("Unable to confirm the handshake: {e}.");
+            return Some(Input::PeerLost { remote });
+        }
+        self.started = true;
+        Some(Input::Start)
+    }
+
+    fn read_link(&mut self, remote: usize) {
+        match self.links.read(remote) {
+            Received::Lists(lists) => {
+                for list in lists {
+                    self.queue.push_back(match self.role {
+                        Role::Secondary => Input::Heartbeat {
+                            msg: HeartbeatRequest::from_nv(&list),
+                        },
+                        _ => Input::Reply {
+                            remote,
+                            msg: HeartbeatReply::from_nv(&list),
+                        },
+                    });
+                }
+            }
+            Received::Lost(why) => {
+                log_warning!("Connection to remote {remote} lost: {why}.");
+                self.links.remove(&mut self.poller, remote);
+                self.queue.push_back(Input::PeerLost { remote });
             }
         }
-        let report = self.machine.report();
-        if self.last_report.as_ref() != Some(&report) {
-            self.send(&ToMain::Report(report.clone()));
-            self.last_report = Some(report);
+    }
+
+    /// Runs an input, and every input it raises, through the machine and
+    /// carries out the actions; `Some(code)` when the worker is to exit.
+    fn feed(&mut self, input: Input) -> Option<i32> {
+        self.queue.push_back(input);
+        let mut now = self.now();
+        while let Some(input) = self.queue.pop_front() {
+            if !self.started && input != Input::Start {
+                continue;
+            }
+            now = self.now();
+            let actions = self.machine.handle(now, input);
+            if let Some(code) = self.carry_out(actions) {
+                self.report();
+                return Some(code);
+            }
         }
-        if exit_code.is_some() {
-            return exit_code;
-        }
+        self.report();
         match self.machine.deadline() {
             Some(at) => {
                 let wait = at.since(now).max(std::time::Duration::from_millis(1));
@@ -224,6 +317,50 @@ impl Worker {
             }
         }
         None
+    }
+
+    fn report(&mut self) {
+        let report = self.machine.report();
+        if self.last_report.as_ref() != Some(&report) {
+            self.send(&ToMain::Report(report.clone()));
+            self.last_report = Some(report);
+        }
+    }
+
+    fn carry_out(&mut self, actions: Vec<Action>) -> Option<i32> {
+        let mut exit_code = None;
+        for action in actions {
+            match action {
+                Action::RunHook(event) => self.send(&ToMain::RunHook(event)),
+                Action::Connect { remote } => self.send(&ToMain::Connect { remote }),
+                Action::Poll { remote } => self.send(&ToMain::Poll { remote }),
+                Action::Complain { remote } => self.send(&ToMain::Complain { remote }),
+                Action::Disconnect { remote } => self.links.remove(&mut self.poller, remote),
+                Action::Heartbeat { remote, msg } => self.send_peer(remote, &msg.to_nv()),
+                Action::Reply { msg } => {
+                    if let Some(remote) = self.links.only() {
+                        self.send_peer(remote, &msg.to_nv());
+                    }
+                }
+                Action::Log { level, msg } => match level {
+                    Level::Error => log_error!("{msg}"),
+                    Level::Warning => log_warning!("{msg}"),
+                    Level::Notice => log_notice!("{msg}"),
+                    Level::Info => log_info!("{msg}"),
+                    Level::Debug => log_debug!(1, "{msg}"),
+                },
+                Action::Exit(code) => exit_code = Some(code),
+            }
+        }
+        exit_code
+    }
+
+    fn send_peer(&mut self, remote: usize, list: &crate::proto::NvList) {
+        if let Err(e) = self.links.send(remote, list, false) {
+            log_warning!("Unable to send to remote {remote}: {e}.");
+            self.links.remove(&mut self.poller, remote);
+            self.queue.push_back(Input::PeerLost { remote });
+        }
     }
 
     fn send(&self, msg: &ToMain) {

@@ -25,6 +25,11 @@ pub enum ToWorker {
         remote: usize,
         reason: ConnectFailure,
     },
+    /// The answer to a watchdog's poll.
+    PollResult {
+        remote: usize,
+        result: Result<(Role, State), String>,
+    },
 }
 
 /// Worker → main process.
@@ -36,6 +41,14 @@ pub enum ToMain {
     Report(Report),
     /// Connect to this remote and hand the connection over.
     Connect {
+        remote: usize,
+    },
+    /// Ask this remote for its status (a new poll replaces one in flight).
+    Poll {
+        remote: usize,
+    },
+    /// Send this remote a complaint.
+    Complain {
         remote: usize,
     },
 }
@@ -83,6 +96,18 @@ impl ToWorker {
                         .add_i32("priority", *priority),
                 };
             }
+            ToWorker::PollResult { remote, result } => {
+                nv.add_u8("cmd", 5);
+                put_idx(&mut nv, "remote", *remote);
+                match result {
+                    Ok((role, state)) => {
+                        nv.add_u8("role", role.code()).add_u8("state", state.code());
+                    }
+                    Err(text) => {
+                        nv.add_string("error", text);
+                    }
+                }
+            }
         }
         nv
     }
@@ -121,6 +146,16 @@ impl ToWorker {
                     },
                 }
             }
+            5 => ToWorker::PollResult {
+                remote: idx(nv, "remote")?,
+                result: match nv.get_str("error") {
+                    Some(text) => Err(text.to_string()),
+                    None => Ok((
+                        Role::from_code(nv.get_u8("role")?),
+                        State::from_code(nv.get_u8("state")?),
+                    )),
+                },
+            },
             _ => return None,
         })
     }
@@ -152,6 +187,14 @@ impl ToMain {
             }
             ToMain::Connect { remote } => {
                 nv.add_u8("cmd", 3);
+                put_idx(&mut nv, "remote", *remote);
+            }
+            ToMain::Poll { remote } => {
+                nv.add_u8("cmd", 4);
+                put_idx(&mut nv, "remote", *remote);
+            }
+            ToMain::Complain { remote } => {
+                nv.add_u8("cmd", 5);
                 put_idx(&mut nv, "remote", *remote);
             }
         }
@@ -186,6 +229,12 @@ impl ToMain {
             3 => ToMain::Connect {
                 remote: idx(nv, "remote")?,
             },
+            4 => ToMain::Poll {
+                remote: idx(nv, "remote")?,
+            },
+            5 => ToMain::Complain {
+                remote: idx(nv, "remote")?,
+            },
             _ => return None,
         })
     }
@@ -216,6 +265,14 @@ mod tests {
             },
             ToWorker::Polled { remote: true },
             ToWorker::Connected { remote: 2 },
+            ToWorker::PollResult {
+                remote: 1,
+                result: Ok((Role::Primary, State::Run)),
+            },
+            ToWorker::PollResult {
+                remote: 0,
+                result: Err("Connection refused".into()),
+            },
             ToWorker::ConnectFailed {
                 remote: 0,
                 reason: ConnectFailure::Unreachable("Connection refused".into()),
@@ -234,6 +291,8 @@ mod tests {
         let to_main = [
             ToMain::RunHook(HookEvent::Complaint),
             ToMain::Connect { remote: 3 },
+            ToMain::Poll { remote: 1 },
+            ToMain::Complain { remote: 2 },
             ToMain::Report(Report {
                 state: State::Run,
                 attempts: 4,

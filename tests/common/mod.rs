@@ -71,6 +71,11 @@ impl Node {
         let conf = conf
             .replace("{dir}", &dir.display().to_string())
             .replace("{hook}", &hook.display().to_string());
+        let conf = if conf.contains("listen ") {
+            conf
+        } else {
+            format!("listen tcp4://127.0.0.1:{}\n{conf}", free_port())
+        };
         let conf = format!("control uds://{}/ctl\n{conf}", dir.display());
         std::fs::write(dir.join("hastmon.conf"), conf).unwrap();
         Node {
@@ -160,6 +165,15 @@ impl Node {
         let st = wait_for(secs, "the daemon to exit", || child.try_wait().unwrap());
         st.code().expect("daemon died by a signal")
     }
+}
+
+/// A TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn read_lines(path: &Path) -> Vec<String> {

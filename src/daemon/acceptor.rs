@@ -1,0 +1,244 @@
+//! What arrives on the listen socket, and who may do it (protocol.md §7):
+//! status polls and other control requests, complaints, and the two
+//! stages of a primary's handshake. Every refusal is logged with the peer.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+
+use super::inbox::send_now;
+use super::listen::ListenServer;
+use super::peers;
+use super::requests::Requests;
+use super::supervisor::{Ctx, Supervisor};
+use crate::config::Config;
+use crate::proto::NvList;
+use crate::proto::msg::{
+    ControlCmd, ControlRequest, Handshake1Reply, ListenRequest, Refusal, Token, errmsg,
+};
+use crate::role::resource::ResourceInput;
+use crate::{log_debug, log_error, log_notice, log_warning};
+
+pub struct Acceptor {
+    friends: Vec<SocketAddr>,
+    /// Per resource: its friends (remotes are in the supervisor).
+    resource_friends: Vec<Vec<SocketAddr>>,
+    /// Tokens issued at stage 1, by resource and peer.
+    tokens: HashMap<(usize, IpAddr), Token>,
+    /// Stage-1 connections waiting for their stage 2.
+    first: HashMap<(usize, IpAddr), TcpStream>,
+}
+
+impl Acceptor {
+    pub fn new(cfg: &Config) -> Acceptor {
+        Acceptor {
+            friends: cfg.friends.iter().filter_map(peers::resolve).collect(),
+            resource_friends: cfg
+                .resources
+                .iter()
+                .map(|r| r.friends.iter().filter_map(peers::resolve).collect())
+                .collect(),
+            tokens: HashMap::new(),
+            first: HashMap::new(),
+        }
+    }
+
+    pub fn descriptors(&self, out: &mut Vec<std::os::fd::RawFd>) {
+        out.extend(self.first.values().map(std::os::fd::AsRawFd::as_raw_fd));
+    }
+
+    /// Handles one complete request read from connection `id`.
+    pub fn handle(
+        &mut self,
+        sup: &mut Supervisor,
+        ctx: &mut Ctx<'_>,
+        listen: &mut ListenServer,
+        id: u64,
+        nv: NvList,
+    ) {
+        let Some(stream) = listen.inbox.get(id) else {
+            return;
+        };
+        let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
+            return listen.inbox.close(ctx.poller, id);
+        };
+        let request = match ListenRequest::from_nv(&nv) {
+            Ok(r) => r,
+            Err(e) => {
+                log_warning!("Unable to handle the request from {peer}: {e}.");
+                return listen.inbox.close(ctx.poller, id);
+            }
+        };
+        if let ListenRequest::Control(req) = request {
+            return self.control(sup, ctx, listen, id, &nv, req, peer, local);
+        }
+        let resource = match &request {
+            ListenRequest::Complaint(c) => &c.resource,
+            ListenRequest::Handshake1(h) => &h.resource,
+            ListenRequest::Handshake2(h) => &h.resource,
+            ListenRequest::Control(_) => unreachable!("handled above"),
+        };
+        let Some(i) = sup.list.iter().position(|r| &r.cfg.name == resource) else {
+            log_warning!("Request from {peer} for unknown resource {resource}.");
+            return refuse(listen, ctx, id, errmsg::RESOURCE_NOT_CONFIGURED, None);
+        };
+        let name = sup.list[i].cfg.name.clone();
+        let remote = sup.list[i]
+            .remotes
+            .iter()
+            .position(|a| a.is_some_and(|a| peers::same_ip(a.ip(), peer.ip())));
+        let friend = peers::listed(&self.friends, peer.ip())
+            || peers::listed(&self.resource_friends[i], peer.ip());
+        if remote.is_none() && !friend {
+            log_warning!("[{name}] {peer} is neither a remote nor a friend of the resource.");
+            return refuse(listen, ctx, id, errmsg::NO_ACCESS, None);
+        }
+        if let Err(e) = peers::authenticate(&nv, sup.list[i].cfg.key.as_ref(), peer, local) {
+            log_warning!("[{name}] Authentication of {peer} failed: {e}");
+            return refuse(listen, ctx, id, errmsg::NO_ACCESS, None);
+        }
+        match request {
+            ListenRequest::Complaint(_) => {
+                listen.inbox.close(ctx.poller, id);
+                log_debug!(1, "[{name}] Complaint from {peer}.");
+                sup.input(ctx, i, ResourceInput::Complaint);
+            }
+            // Only a remote may become our primary: friends may watch.
+            _ if remote.is_none() => {
+                log_warning!(
+                    "[{name}] Handshake from {peer}, which is not a remote of the resource."
+                );
+                refuse(listen, ctx, id, errmsg::NO_ACCESS, None);
+            }
+            ListenRequest::Handshake1(h) => {
+                let input = ResourceInput::Handshake1 {
+                    peer: peer.ip().to_canonical().to_string(),
+                    own: local.ip().to_canonical().to_string(),
+                    priority: h.priority,
+                };
+                if let Some((text, priority)) = sup.handshake(ctx, i, input) {
+                    return refuse(listen, ctx, id, &text, priority);
+                }
+                let mut token = Token::default();
+                if let Err(e) = getrandom::fill(&mut token) {
+                    log_error!("[{name}] Unable to make a token: {e}.");
+                    return listen.inbox.close(ctx.poller, id);
+                }
+                let Some(mut stream) = listen.inbox.take(ctx.poller, id) else {
+                    return;
+                };
+                if !send_now(
+                    &mut stream,
+                    &Handshake1Reply::Token(token).to_nv(),
+                    "handshake",
+                ) {
+                    return;
+                }
+                let key = (i, peer.ip().to_canonical());
+                if self.first.insert(key, stream).is_some() {
+                    log_notice!("[{name}] Canceling half-open connection from {peer}.");
+                }
+                self.tokens.insert(key, token);
+            }
+            ListenRequest::Handshake2(h) => {
+                let key = (i, peer.ip().to_canonical());
+                if self.tokens.get(&key) != Some(&h.token) {
+                    log_warning!("[{name}] Token from {peer} does not match.");
+                    return refuse(listen, ctx, id, errmsg::TOKEN_MISMATCH, None);
+                }
+                self.tokens.remove(&key);
+                let (Some(first), Some(second)) =
+                    (self.first.remove(&key), listen.inbox.take(ctx.poller, id))
+                else {
+                    return;
+                };
+                sup.hand_off(i, remote.unwrap_or_default(), first, second);
+                let input = ResourceInput::Handshake2 {
+                    peer: peer.ip().to_canonical().to_string(),
+                };
+                if let Some((text, priority)) = sup.handshake(ctx, i, input) {
+                    // Stage-2 refusals go on #2, as 0.3.4 sends them.
+                    if let Some((_, _, mut second)) = sup.take_handoff(i) {
+                        send_now(&mut second, &refusal(&text, priority), "handshake");
+                    }
+                }
+            }
+            ListenRequest::Control(_) => {}
+        }
+    }
+
+    /// A control request over TCP: status polls (from watchdogs) and,
+    /// when every named resource has a key, role changes.
+    #[allow(clippy::too_many_arguments)]
+    fn control(
+        &mut self,
+        sup: &mut Supervisor,
+        ctx: &mut Ctx<'_>,
+        listen: &mut ListenServer,
+        id: u64,
+        nv: &NvList,
+        req: ControlRequest,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) {
+        let named: Vec<usize> = if req.resources.first().is_some_and(|n| n == "all") {
+            (0..sup.list.len()).collect()
+        } else {
+            req.resources
+                .iter()
+                .filter_map(|n| sup.list.iter().position(|r| &r.cfg.name == n))
+                .collect()
+        };
+        let all_known =
+            req.resources.first().is_some_and(|n| n == "all") || named.len() == req.resources.len();
+        let authenticated = all_known
+            && named.iter().all(|&i| {
+                peers::authenticate(nv, sup.list[i].cfg.key.as_ref(), peer, local).is_ok()
+            });
+        if !authenticated {
+            log_warning!("Control request from {peer} failed authentication.");
+            return listen.inbox.close(ctx.poller, id);
+        }
+        if req.cmd != ControlCmd::Status && named.iter().any(|&i| sup.list[i].cfg.key.is_none()) {
+            log_warning!("Refusing a role change from {peer}: over the network it needs a key.");
+            return listen.inbox.close(ctx.poller, id);
+        }
+        let reply = Requests { sup: &mut *sup }.handle(ctx, nv);
+        let Some(mut stream) = listen.inbox.take(ctx.poller, id) else {
+            return;
+        };
+        let sent = match reply {
+            Some(reply) => send_now(&mut stream, &reply, "status"),
+            None => false,
+        };
+        // Only an answer the poller took counts as contact (the primary's
+        // silence rule).
+        if sent && req.cmd == ControlCmd::Status {
+            for i in named {
+                sup.polled(i, true);
+            }
+        }
+    }
+}
+
+fn refusal(text: &str, priority: Option<i32>) -> NvList {
+    match priority {
+        Some(_) => Handshake1Reply::Refused {
+            errmsg: text.to_string(),
+            priority,
+        }
+        .to_nv(),
+        None => Refusal::new(text).to_nv(),
+    }
+}
+
+fn refuse(
+    listen: &mut ListenServer,
+    ctx: &mut Ctx<'_>,
+    id: u64,
+    text: &str,
+    priority: Option<i32>,
+) {
+    if let Some(mut stream) = listen.inbox.take(ctx.poller, id) {
+        send_now(&mut stream, &refusal(text, priority), "refusal");
+    }
+}
