@@ -6,11 +6,11 @@
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, connect, socket};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, bind, connect, socket};
 
 use super::peers;
 use crate::config::Key;
@@ -54,6 +54,10 @@ pub struct Request {
     pub worker: u64,
     pub remote: usize,
     pub addr: SocketAddr,
+    /// Our listen address, when it is a specific one: peers check who we
+    /// are by the address we connect from, so it must be the one they
+    /// know us by, not whatever the routing table picks.
+    pub source: Option<IpAddr>,
     pub key: Option<Key>,
     pub timeout: Duration,
     pub purpose: Purpose,
@@ -120,7 +124,7 @@ fn unreachable(why: impl std::fmt::Display) -> ConnectFailure {
 }
 
 /// Starts a non-blocking connect.
-fn start_connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+fn start_connect(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
     let family = if addr.is_ipv4() {
         AddressFamily::Inet
     } else {
@@ -132,6 +136,12 @@ fn start_connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
         SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
         None,
     )?;
+    if let Some(ip) = source.filter(|ip| ip.is_ipv4() == addr.is_ipv4()) {
+        bind(
+            fd.as_raw_fd(),
+            &SockaddrStorage::from(SocketAddr::new(ip, 0)),
+        )?;
+    }
     match connect(fd.as_raw_fd(), &SockaddrStorage::from(addr)) {
         Ok(()) | Err(nix::errno::Errno::EINPROGRESS) => Ok(TcpStream::from(fd)),
         Err(e) => Err(e.into()),
@@ -154,20 +164,20 @@ impl Outbound {
         Outbound::default()
     }
 
-    /// Starts a job; an immediate failure is returned at once.
-    pub fn start(&mut self, poller: &mut Poller, req: Request) -> Result<(), (Request, Outcome)> {
+    /// Starts a job; one that fails at once is returned with its end.
+    pub fn start(&mut self, poller: &mut Poller, req: Request) -> Option<(Request, Outcome)> {
         let n = self.next;
         self.next = (self.next + 1) % ((END - BASE) / 2);
-        let first = match start_connect(req.addr) {
+        let first = match start_connect(req.addr, req.source) {
             Ok(s) => s,
-            Err(e) => return Err((req, Outcome::Failed(unreachable(e)))),
+            Err(e) => return Some((req, Outcome::Failed(unreachable(e)))),
         };
         if let Err(e) = poller
             .register(first.as_fd(), Token(BASE + 2 * n), Interest::Write)
             .and_then(|()| poller.set_timer(timer(n), CONNECT_TIMEOUT, false))
         {
             let _ = poller.deregister(first.as_fd());
-            return Err((req, Outcome::Failed(unreachable(e))));
+            return Some((req, Outcome::Failed(unreachable(e))));
         }
         self.jobs.insert(
             n,
@@ -179,7 +189,7 @@ impl Outbound {
                 reader: FrameReader::new(),
             },
         );
-        Ok(())
+        None
     }
 
     /// A job's socket is ready; returns the job's end if it ended.
@@ -356,7 +366,8 @@ impl Job {
             Stage::AwaitToken => match Handshake1Reply::from_nv(&list) {
                 Ok(Handshake1Reply::Token(token)) => {
                     let _ = poller.deregister(self.first.as_fd());
-                    let second = start_connect(self.req.addr).map_err(unreachable)?;
+                    let second =
+                        start_connect(self.req.addr, self.req.source).map_err(unreachable)?;
                     poller
                         .register(second.as_fd(), Token(BASE + 2 * n + 1), Interest::Write)
                         .and_then(|()| poller.set_timer(timer(n), CONNECT_TIMEOUT, false))

@@ -85,6 +85,8 @@ pub struct Supervisor {
     foreground: bool,
     /// The daemon is exiting: worker exits are no longer decisions.
     shutting_down: bool,
+    /// Where outgoing connections come from (see `outbound::Request`).
+    source: Option<std::net::IpAddr>,
 }
 
 impl Supervisor {
@@ -110,6 +112,9 @@ impl Supervisor {
             debug,
             foreground,
             shutting_down: false,
+            source: peers::resolve(&cfg.listen)
+                .map(|a| a.ip())
+                .filter(|ip| !ip.is_unspecified()),
         }
     }
 
@@ -448,6 +453,7 @@ impl Supervisor {
                 worker: token,
                 remote,
                 addr: (*r.remotes.get(remote)?)?,
+                source: sup.source,
                 key: r.cfg.key.clone(),
                 timeout: r.cfg.timeout,
                 purpose,
@@ -490,7 +496,7 @@ impl Supervisor {
     }
 
     fn connect(&mut self, ctx: &mut Ctx<'_>, req: outbound::Request) {
-        if let Err((req, outcome)) = self.outbound.start(ctx.poller, req) {
+        if let Some((req, outcome)) = self.outbound.start(ctx.poller, req) {
             self.outbound_done(ctx, req, outcome);
         }
     }

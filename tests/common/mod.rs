@@ -61,7 +61,8 @@ impl Node {
     /// A node named `name` in a fresh directory; `conf` may use `{dir}`
     /// (the directory) and `{hook}` (the hook script's path).
     pub fn new(tag: &str, name: &str, conf: &str) -> Node {
-        let dir = std::env::temp_dir().join(format!("hastmon-t-{tag}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("hastmon-t-{tag}-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let hook = dir.join("hook.sh");

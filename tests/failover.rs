@@ -1,0 +1,305 @@
+//! Real clusters on loopback: three daemons on 127.0.0.1-3 (A primary,
+//! B secondary, W watchdog) with short intervals, driven through their
+//! control sockets and killed for real.
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use common::{Node, free_port, wait_for};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const HB: &str = "heartbeat_interval 0.2\n timeout 1\n complaint_count 3\n complaint_interval 10";
+
+/// One node of a cluster whose members are `(name, ip, on-section body)`.
+fn node(tag: &str, port: u16, me: &str, members: &[(&str, &str, &str)], extra: &str) -> Node {
+    let mut conf = String::new();
+    for (name, ip, _) in members {
+        conf += &format!("on {name} {{ listen tcp4://{ip}:{port} }}\n");
+    }
+    conf += &format!("resource www {{\n exec {{hook}}\n {HB}\n {extra}\n");
+    for (name, _, body) in members {
+        conf += &format!(
+            " on {name} {{ {} }}\n",
+            body.replace("PORT", &port.to_string())
+        );
+    }
+    conf += "}\n";
+    Node::new(tag, me, &conf)
+}
+
+fn cluster(tag: &str, members: &[(&str, &str, &str)], extra: &str) -> Vec<Node> {
+    cluster_with(tag, members, |_| extra.to_string())
+}
+
+/// A cluster whose nodes' files differ in what `extra(name)` adds to the
+/// resource.
+fn cluster_with(
+    tag: &str,
+    members: &[(&str, &str, &str)],
+    extra: impl Fn(&str) -> String,
+) -> Vec<Node> {
+    let port = free_port();
+    let mut nodes: Vec<Node> = members
+        .iter()
+        .map(|(name, _, _)| node(tag, port, name, members, &extra(name)))
+        .collect();
+    for n in &mut nodes {
+        n.start();
+    }
+    nodes
+}
+
+const ABW: &[(&str, &str, &str)] = &[
+    (
+        "a",
+        "127.0.0.1",
+        "remote tcp4://127.0.0.2:PORT priority 1 role_on_start primary friends tcp4://127.0.0.3",
+    ),
+    (
+        "b",
+        "127.0.0.2",
+        "remote tcp4://127.0.0.1:PORT priority 2 role_on_start secondary friends tcp4://127.0.0.3",
+    ),
+    (
+        "w",
+        "127.0.0.3",
+        "remote tcp4://127.0.0.1:PORT tcp4://127.0.0.2:PORT role_on_start watchdog",
+    ),
+];
+
+fn field(n: &Node, key: &str) -> String {
+    n.status_field("www", key).unwrap_or_default()
+}
+
+/// The annotation of the remote line that starts with `addr`.
+fn remote_line(n: &Node, ip: &str) -> String {
+    n.status("www")
+        .lines()
+        .find(|l| l.starts_with(&format!("    tcp4://{ip}:")))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn settled(nodes: &[Node]) {
+    let [a, b, w] = nodes else {
+        panic!("three nodes")
+    };
+    wait_for(20, "the cluster to settle", || {
+        (field(a, "state") == "run"
+            && field(b, "state") == "stopped"
+            && remote_line(b, "127.0.0.1").ends_with("(connected)")
+            && remote_line(w, "127.0.0.1").ends_with("(primary/run)")
+            && remote_line(w, "127.0.0.2").ends_with("(secondary/stopped)"))
+        .then_some(())
+    });
+    assert!(a.running() && !b.running() && !w.running());
+}
+
+fn kill_node(n: &Node) {
+    let worker: Option<i32> = n
+        .status_field("www", "workerpid")
+        .and_then(|p| p.parse().ok());
+    kill(Pid::from_raw(n.pid()), Signal::SIGKILL).unwrap();
+    if let Some(w) = worker {
+        let _ = kill(Pid::from_raw(w), Signal::SIGKILL);
+    }
+}
+
+#[test]
+fn the_secondary_takes_over_when_the_primary_dies_and_every_status_tells_the_truth() {
+    let nodes = cluster("takeover", ABW, "");
+    settled(&nodes);
+    let [a, b, w] = &nodes[..] else {
+        unreachable!()
+    };
+    assert_eq!(
+        a.hooks()[..2],
+        [
+            "role www init primary".to_string(),
+            "status www".to_string()
+        ]
+    );
+    assert!(a.hooks().contains(&"connect www".to_string()));
+    assert!(b.hooks().contains(&"connect www".to_string()));
+    assert_eq!(field(w, "state"), "run");
+
+    kill_node(a);
+    wait_for(30, "B to run the resource", || b.running().then_some(()));
+    wait_for(10, "every status to agree", || {
+        (field(b, "role") == "primary"
+            && field(b, "state") == "run"
+            && remote_line(b, "127.0.0.1").ends_with("(disconnected)")
+            && remote_line(w, "127.0.0.2").ends_with("(primary/run)")
+            && remote_line(w, "127.0.0.1").ends_with("(unknown/unknown)"))
+        .then_some(())
+    });
+    let hooks = b.hooks();
+    let promoted = hooks
+        .iter()
+        .position(|h| h == "role www secondary primary")
+        .expect("B's role hook");
+    assert!(
+        hooks[..promoted].contains(&"disconnect www".to_string()),
+        "{hooks:?}"
+    );
+    assert!(
+        hooks[..promoted]
+            .iter()
+            .filter(|h| *h == "complain www")
+            .count()
+            >= 4,
+        "{hooks:?}"
+    );
+    assert!(
+        hooks[promoted..].contains(&"start www".to_string()),
+        "{hooks:?}"
+    );
+    assert!(w.hooks().contains(&"complain www".to_string()));
+    assert!(b.log().contains("Complaint limit reached"));
+}
+
+#[test]
+fn a_planned_switchover_never_runs_the_resource_twice() {
+    let nodes = cluster("switchover", ABW, "");
+    settled(&nodes);
+    let [a, b, _w] = &nodes[..] else {
+        unreachable!()
+    };
+    assert_eq!(a.ctl(&["role", "init", "www"]).0, 0);
+    wait_for(10, "A to stop", || {
+        (!a.running() && a.hooks().contains(&"stop www".to_string())).then_some(())
+    });
+    assert!(!b.running(), "B started before A stopped");
+    assert_eq!(b.ctl(&["role", "primary", "www"]).0, 0);
+    wait_for(20, "B to run the resource", || b.running().then_some(()));
+    assert_eq!(a.ctl(&["role", "secondary", "www"]).0, 0);
+    wait_for(20, "A to serve B", || {
+        (remote_line(a, "127.0.0.2").ends_with("(connected)") && field(a, "state") == "stopped")
+            .then_some(())
+    });
+    assert!(b.running() && !a.running());
+    assert_eq!(field(b, "role"), "primary");
+}
+
+#[test]
+fn a_weaker_second_primary_steps_down() {
+    let members: &[(&str, &str, &str)] = &[
+        (
+            "a",
+            "127.0.0.1",
+            "remote tcp4://127.0.0.2:PORT priority 1 role_on_start primary",
+        ),
+        (
+            "b",
+            "127.0.0.2",
+            "remote tcp4://127.0.0.1:PORT priority 2 role_on_start primary",
+        ),
+    ];
+    let nodes = cluster("two-primaries", members, "");
+    let [a, b] = &nodes[..] else { unreachable!() };
+    wait_for(20, "B to step down", || {
+        (field(b, "role") != "primary" && a.running() && !b.running()).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(field(a, "role"), "primary");
+    assert_eq!(field(a, "state"), "run");
+    assert_ne!(field(b, "role"), "primary");
+    assert!(a.running() && !b.running());
+    let log = b.log();
+    assert!(
+        log.contains("Primary with higher priority exists.")
+            || log.contains("Stronger primary 127.0.0.1 (priority 1) connected"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_wrong_key_is_refused_logged_and_fails_nothing_over() {
+    // B's file has another secret than A's and W's.
+    let nodes = cluster_with("wrong-key", ABW, |name| {
+        let secret = if name == "b" { "two" } else { "one" };
+        format!("key {{ algorithm SHA256 secret {secret} }}")
+    });
+    let [a, b, w] = &nodes[..] else {
+        unreachable!()
+    };
+    wait_for(20, "A to run unchallenged", || {
+        (field(a, "state") == "run" && remote_line(w, "127.0.0.1").ends_with("(primary/run)"))
+            .then_some(())
+    });
+    wait_for(10, "B to log the refusal", || {
+        let log = b.log();
+        log.lines()
+            .any(|l| {
+                l.contains("Authentication of 127.0.0.1:") && l.ends_with("failed: Hash mismatch.")
+            })
+            .then_some(())
+    });
+    kill_node(a);
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!b.running(), "a node with the wrong key caused a failover");
+    assert_eq!(field(b, "role"), "secondary");
+    assert!(!b.hooks().contains(&"complain www".to_string()));
+    assert!(
+        b.log().contains("Control request from 127.0.0.3"),
+        "{}",
+        b.log()
+    );
+}
+
+#[test]
+fn an_unknown_address_is_dropped_before_anything_is_read() {
+    let nodes = cluster("stranger", ABW, "");
+    settled(&nodes);
+    let b = &nodes[1];
+    let port: u16 = std::fs::read_to_string(b.dir.join("hastmon.conf"))
+        .unwrap()
+        .split("tcp4://127.0.0.2:")
+        .nth(1)
+        .unwrap()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let complaint = hastmon::proto::msg::Complaint {
+        auth: None,
+        resource: "www".into(),
+    };
+    let frame = hastmon::proto::encode_frame(&complaint.to_nv()).unwrap();
+    for _ in 0..6 {
+        let sock = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Inet,
+            nix::sys::socket::SockType::Stream,
+            nix::sys::socket::SockFlag::empty(),
+            None,
+        )
+        .unwrap();
+        let from: std::net::SocketAddr = "127.0.0.9:0".parse().unwrap();
+        nix::sys::socket::bind(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            &nix::sys::socket::SockaddrStorage::from(from),
+        )
+        .unwrap();
+        let to: std::net::SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
+        nix::sys::socket::connect(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            &nix::sys::socket::SockaddrStorage::from(to),
+        )
+        .unwrap();
+        let mut stream = std::net::TcpStream::from(sock);
+        let _ = stream.write_all(&frame);
+    }
+    wait_for(10, "the refusal in B's log", || {
+        b.log()
+            .contains("Client 127.0.0.9 isn't known.")
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!b.running());
+    assert_eq!(field(b, "role"), "secondary");
+    assert!(!b.hooks().contains(&"complain www".to_string()));
+}
