@@ -177,7 +177,8 @@ fn run(seed: u64, trace: bool) -> (Result<Outcome, String>, World) {
         }
         Kind::IsolatePrimary => {
             let until = t0 + rng.range(2 * hb, 15 * hb);
-            let peers: &[usize] = *rng.pick(&[&[1, 2][..], &[1][..], &[2][..]]);
+            let choices: [&[usize]; 3] = [&[1, 2], &[1], &[2]];
+            let peers = *rng.pick(&choices);
             let (cut_out, cut_in) = *rng.pick(&[(true, true), (true, false), (false, true)]);
             // Sometimes the watchdog loses the primary well before the
             // secondary does: its complaints must not count early.
@@ -219,7 +220,14 @@ fn run(seed: u64, trace: bool) -> (Result<Outcome, String>, World) {
         }
         Kind::EqualPrimaries => {}
     }
-    let result = drive(&mut w, kind, &b, end, healed, takeover_by.map(|by| (t0, by)));
+    let result = drive(
+        &mut w,
+        kind,
+        &b,
+        end,
+        healed,
+        takeover_by.map(|by| (t0, by)),
+    );
     (result, w)
 }
 
@@ -357,9 +365,7 @@ fn clusters_survive_faults() {
         started.elapsed().as_secs_f64()
     );
     for (kind, (overlap, takeover)) in KINDS.iter().zip(worst) {
-        eprintln!(
-            "{kind:?}: longest overlap {overlap}‰ of its bound, latest takeover {takeover}‰"
-        );
+        eprintln!("{kind:?}: longest overlap {overlap}‰ of its bound, latest takeover {takeover}‰");
     }
     assert!(
         failed.is_empty(),
