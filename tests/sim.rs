@@ -16,18 +16,19 @@
 //!   down: the hook in progress, a queued `start`, the `stop` itself (each
 //!   killed at `H`) and a few short hooks.
 //! * **Overlap.** Two nodes may run the resource at once for at most
-//!   `D + 2·L + max(0, g − 1)·hb`, with `g = max(0, ⌊ci/hb⌋ − cc)` the
-//!   spare watchdog cycles a complaint window holds. Why: a primary stops
-//!   at `D` after its silence limit `cc·hb` past its last two-way contact
-//!   `Tc`; a secondary promotes only on `cc + 1` complaints that all
-//!   arrived after it lost its primary, from watchdog cycles that did not
-//!   see the primary, so not before `Tc + (cc + 1 − g)·hb − 2·L` (when the
-//!   watchdog saw the primary in between, at most `g` of its cycles fit in
-//!   the window), and not before `Tc + cc·hb + to − 2·L` when the
-//!   secondary learnt the loss from a closed connection. Within one
-//!   `hb` this holds when faults cut nodes off or kill them; it is checked
+//!   `D + 2·L + to + max(0, g − 1)·hb`, with `g = max(0, ⌊ci/hb⌋ − cc)`
+//!   the spare watchdog cycles a complaint window holds. Why: a primary
+//!   has stopped `D` after its silence limit `cc·hb + to` past its last
+//!   two-way contact `Tc`. A secondary promotes only on `cc + 1`
+//!   complaints that all arrived after it lost its primary, from watchdog
+//!   cycles that did not see the primary: not before
+//!   `Tc + (cc + 1 − g)·hb − 2·L` (a cycle that saw the primary may sit
+//!   among them, at most `g` fit in the window), and not before
+//!   `Tc + cc·hb + to − 2·L` when it learnt the loss from a closed
+//!   connection (the primary closes `to` after a missing reply). Checked
 //!   in the crash and isolation scenarios, and for overlaps that begin
-//!   after the last fault healed.
+//!   after the last fault healed. Runs stay far below it: the primary
+//!   usually stops before the secondary starts.
 //! * **Healing.** Once every fault has healed, any overlap ends within
 //!   `2·hb + S + D + 4·L`: a primary reconnects every `hb`, the weaker
 //!   one yields at the handshake and stops.
@@ -85,7 +86,7 @@ impl Bounds {
         let l = p.lat_worst();
         let g = (p.ci / p.hb).saturating_sub(u64::from(p.cc));
         Bounds {
-            overlap: d + 2 * l + g.saturating_sub(1) * p.hb,
+            overlap: d + 2 * l + p.to + g.saturating_sub(1) * p.hb,
             heal: 2 * p.hb + p.hs_timeout + d + 4 * l,
             takeover: (u64::from(p.cc) + 3) * p.hb + p.hs_timeout + 3 * l + 4 * p.hook_timeout,
         }
