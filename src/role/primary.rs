@@ -54,9 +54,11 @@ impl PrimaryConfig {
     }
 
     /// How long the primary may go without any contact before it stops
-    /// the resource (the network-silence rule).
+    /// the resource (the network-silence rule): `complaint_count` intervals
+    /// as in 0.3.4, plus `timeout`, because contact is now a reply, and on
+    /// a healthy link replies come up to `heartbeat + timeout` apart.
     pub fn silence_limit(&self) -> Duration {
-        self.heartbeat * self.complaint_count
+        self.heartbeat * self.complaint_count + self.timeout
     }
 }
 

@@ -226,7 +226,7 @@ fn silence_beyond_the_limit_stops_the_resource_unless_a_watchdog_polls() {
             reason: ConnectFailure::Unreachable("timed out".into()),
         },
     );
-    // Polled from the network at 25 s: the limit (30 s) counts from there.
+    // Polled from the network at 25 s: the limit (30 s + 5 s) counts from there.
     p.handle(Time(25_000), Input::StatusPolled { remote: true });
     let exit_at = loop {
         let t = p.deadline().unwrap().0;
@@ -246,7 +246,7 @@ fn silence_beyond_the_limit_stops_the_resource_unless_a_watchdog_polls() {
         assert!(t < 100_000);
     };
     // Checked at its own deadline, not at the next cycle.
-    assert_eq!(exit_at, 55_001);
+    assert_eq!(exit_at, 60_001);
 }
 
 #[test]
@@ -302,5 +302,5 @@ fn only_two_way_exchanges_count_as_contact() {
             exit_at = Some(t);
         }
     }
-    assert_eq!(exit_at, Some(Time(32_001)));
+    assert_eq!(exit_at, Some(Time(37_001)));
 }

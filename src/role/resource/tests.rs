@@ -366,7 +366,10 @@ fn a_serving_secondary_refuses_a_weaker_newcomer_and_follows_a_stronger_one() {
         errmsg: "Remote node serves a primary with higher priority (priority number 1).".into(),
         priority: Some(1),
     };
-    assert_eq!(run(&mut m, 3, hs1("10.0.0.3", Some(1))), [refusal.clone()]);
+    assert_eq!(
+        run(&mut m, 3, hs1("10.0.0.3", Some(1))),
+        std::slice::from_ref(&refusal)
+    );
     assert_eq!(run(&mut m, 4, hs1("10.0.0.3", Some(5))), [refusal]);
     // The current primary reconnecting is accepted and replaces the worker.
     run(&mut m, 5, hs1("10.0.0.1", Some(1)));
