@@ -1,35 +1,88 @@
 #!/bin/sh
-# The local demo on loopback. Today it runs one real hastmon daemon and
-# drives it with hastmonctl; the three-node failover joins it with the
-# failover work (wire protocol, workers and hooks).
+# The local demo: a three-node cluster on loopback (alpha 127.0.0.1 primary,
+# beta 127.0.0.2 secondary, watcher 127.0.0.3 watchdog), all real hastmon
+# daemons. It waits until alpha runs the resource, kills alpha's daemon and
+# worker with SIGKILL, and shows beta taking over, with the time it took.
+# HASTMON_DEMO_HB sets the heartbeat interval (default 1 s; the timeout
+# follows it), HASTMON_DEMO_PORT the port (default 18458).
 set -eu
 cd "$(dirname "$0")/.."
 cargo build --quiet --release
 bin=$PWD/target/release
+port=${HASTMON_DEMO_PORT:-18458}
+hb=${HASTMON_DEMO_HB:-1}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/hastmon-demo.XXXXXX")
+nodes="alpha beta watcher"
+
 cleanup() {
-	[ -f "$dir/pid" ] && kill "$(cat "$dir/pid")" 2>/dev/null || true
-	sleep 0.2
+	for n in $nodes; do
+		[ -f "$dir/$n/pid" ] && kill "$(cat "$dir/$n/pid")" 2>/dev/null || true
+	done
+	sleep 1
 	rm -rf "$dir"
 }
 trap cleanup EXIT INT TERM
 
-cat >"$dir/hastmon.conf" <<CONF
-control uds://$dir/ctl
+# The "resource" of each node is a file; the hook records every call.
+for n in $nodes; do
+	mkdir "$dir/$n"
+	cat >"$dir/$n/hook.sh" <<HOOK
+#!/bin/sh
+echo "\$(date +%T) $n: \$*" >>"$dir/timeline"
+case "\$1" in
+status) [ -f "$dir/$n/running" ] && exit 0; exit 1 ;;
+start) touch "$dir/$n/running" ;;
+stop) rm -f "$dir/$n/running" ;;
+esac
+exit 0
+HOOK
+	chmod +x "$dir/$n/hook.sh"
+	cat >"$dir/$n/hastmon.conf" <<CONF
+control uds://$dir/$n/ctl
+on alpha { listen tcp4://127.0.0.1:$port }
+on beta { listen tcp4://127.0.0.2:$port }
+on watcher { listen tcp4://127.0.0.3:$port }
 resource www {
-	exec /usr/bin/true
-	on alpha { remote 127.0.0.2 priority 1 role_on_start primary }
-	on beta { remote 127.0.0.1 priority 2 role_on_start secondary }
+	exec $dir/$n/hook.sh
+	heartbeat_interval $hb
+	timeout $hb
+	complaint_count 3
+	complaint_interval 20
+	on alpha { remote tcp4://127.0.0.2:$port priority 1 role_on_start primary friends 127.0.0.3 }
+	on beta { remote tcp4://127.0.0.1:$port priority 2 role_on_start secondary friends 127.0.0.3 }
+	on watcher { remote tcp4://127.0.0.1:$port tcp4://127.0.0.2:$port role_on_start watchdog }
 }
 CONF
+done
 
-say() { printf '\n$ %s\n' "$*"; "$@"; }
-ctl() { "$bin/hastmonctl" "$@" -n alpha -c "$dir/hastmon.conf"; }
+ctl() { n=$1; shift; "$bin/hastmonctl" "$@" -n "$n" -c "$dir/$n/hastmon.conf"; }
+show() { for n in "$@"; do printf '\n[%s]$ hastmonctl status\n' "$n"; ctl "$n" status; done; }
+waitfor() { # seconds, what, test command...
+	t=$(($1 * 20)); what=$2; shift 2
+	while ! "$@" 2>/dev/null; do
+		t=$((t - 1)); [ $t -gt 0 ] || { echo "demo: timed out waiting for $what" >&2; exit 1; }
+		sleep 0.05
+	done
+}
 
-say "$bin/hastmonctl" dump -n alpha -c "$dir/hastmon.conf"
-"$bin/hastmon" -F -n alpha -c "$dir/hastmon.conf" -P "$dir/pid" &
-while [ ! -S "$dir/ctl" ]; do sleep 0.05; done
-printf '\n$ hastmonctl status\n'; ctl status
-printf '\n$ hastmonctl role -d init all\n'; ctl role -d init all
-printf '\n$ hastmonctl status www\n'; ctl status www
-printf '\nThe three-node failover (nodes on 127.0.0.x, primary killed, secondary\ntaking over) comes with the failover work; see the open issues.\n'
+for n in $nodes; do
+	"$bin/hastmon" -F -n "$n" -c "$dir/$n/hastmon.conf" -P "$dir/$n/pid" >"$dir/$n/log" 2>&1 &
+done
+echo "Started alpha, beta and watcher on 127.0.0.1-3, port $port."
+watching() { ctl watcher status | grep -q "127.0.0.1:$port (primary/run)"; }
+waitfor 30 "alpha to run the resource" watching
+show alpha beta watcher
+
+worker=$(ctl alpha status | sed -n 's/^  workerpid: //p')
+printf '\nKilling alpha (daemon %s and worker %s) with SIGKILL.\n' "$(cat "$dir/alpha/pid")" "$worker"
+start=$(date +%s%N)
+kill -9 "$(cat "$dir/alpha/pid")" "$worker"
+rm -f "$dir/alpha/pid"
+waitfor 120 "beta to take over" test -f "$dir/beta/running"
+end=$(date +%s%N)
+ms=$(((end - start) / 1000000))
+printf 'beta runs the resource %d.%03d s after alpha died.\n' $((ms / 1000)) $((ms % 1000))
+waitfor 20 "the watchdog to see beta" sh -c "'$bin/hastmonctl' status -n watcher -c '$dir/watcher/hastmon.conf' | grep -q '127.0.0.2:$port (primary/run)'"
+show beta watcher
+printf '\nHooks, in order:\n'
+cat "$dir/timeline"
