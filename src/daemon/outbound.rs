@@ -1,8 +1,9 @@
 //! Outgoing connections, made by the main process for its workers
 //! (which never connect themselves): a primary's two-connection
 //! handshake, a watchdog's status poll, a complaint. Every step is
-//! non-blocking with a deadline: 5 s to connect, the resource's `timeout`
-//! for each answer.
+//! non-blocking with the resource's `timeout` as its deadline, connecting
+//! included (0.3.4 always waited 5 s to connect, the default `timeout`, so
+//! that short intervals could not make failover short).
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -22,9 +23,6 @@ use crate::proto::msg::{
 use crate::proto::{FrameReader, NvList, encode_frame};
 use crate::role::ConnectFailure;
 use crate::types::{Role, State};
-
-/// Connecting takes at most this long (protocol.md §10).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Job `n` uses tokens `BASE + 2n` (first connection) and `BASE + 2n + 1`
 /// (second), and timer `BASE + 2n`.
@@ -174,7 +172,7 @@ impl Outbound {
         };
         if let Err(e) = poller
             .register(first.as_fd(), Token(BASE + 2 * n), Interest::Write)
-            .and_then(|()| poller.set_timer(timer(n), CONNECT_TIMEOUT, false))
+            .and_then(|()| poller.set_timer(timer(n), req.timeout, false))
         {
             let _ = poller.deregister(first.as_fd());
             return Some((req, Outcome::Failed(unreachable(e))));
@@ -370,7 +368,7 @@ impl Job {
                         start_connect(self.req.addr, self.req.source).map_err(unreachable)?;
                     poller
                         .register(second.as_fd(), Token(BASE + 2 * n + 1), Interest::Write)
-                        .and_then(|()| poller.set_timer(timer(n), CONNECT_TIMEOUT, false))
+                        .and_then(|()| poller.set_timer(timer(n), self.req.timeout, false))
                         .map_err(unreachable)?;
                     self.second = Some(second);
                     self.stage = Stage::Connecting2(token);
