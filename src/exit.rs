@@ -3,6 +3,7 @@
 pub const OK: i32 = 0;
 pub const USAGE: i32 = 64;
 pub const DATAERR: i32 = 65;
+pub const NOUSER: i32 = 67;
 pub const UNAVAILABLE: i32 = 69;
 pub const SOFTWARE: i32 = 70;
 pub const OSERR: i32 = 71;

@@ -15,6 +15,7 @@ pub mod event;
 pub mod exit;
 pub mod proto;
 pub mod role;
+pub mod sandbox;
 pub mod sys;
 pub mod types;
 pub mod worker;

@@ -97,7 +97,7 @@ fn usage_errors_exit_64() {
         let (code, _, err) = run(hastmon().args(args));
         assert_eq!(code, 64, "{args:?}");
         assert!(
-            err.ends_with("usage: hastmon [-dFht] [-c config] [-P pidfile] [-n node]\n"),
+            err.ends_with("usage: hastmon [-dFhSt] [-c config] [-P pidfile] [-n node] [-u user]\n"),
             "{err}"
         );
     }

@@ -7,7 +7,7 @@ use clap::{ArgAction, Parser};
 use hastmon::config::defaults;
 use hastmon::exit;
 
-const USAGE: &str = "usage: hastmon [-dFht] [-c config] [-P pidfile] [-n node]\n";
+const USAGE: &str = "usage: hastmon [-dFhSt] [-c config] [-P pidfile] [-n node] [-u user]\n";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -37,6 +37,12 @@ struct Cli {
     /// This node's name in the configuration (default: the host name).
     #[arg(short = 'n', value_name = "node")]
     node: Option<String>,
+    /// The unprivileged user workers run as (default: nobody).
+    #[arg(short = 'u', value_name = "user")]
+    user: Option<String>,
+    /// Let workers run where the sandbox is unavailable.
+    #[arg(short = 'S')]
+    unsandboxed: bool,
 }
 
 fn main() -> ExitCode {
@@ -75,6 +81,8 @@ fn main() -> ExitCode {
         pidfile: cli
             .pidfile
             .unwrap_or_else(|| PathBuf::from(defaults::PIDFILE)),
+        user: cli.user.unwrap_or_else(|| defaults::USER.to_string()),
+        sandbox_required: !cli.unsandboxed,
     });
     ExitCode::from(code as u8)
 }

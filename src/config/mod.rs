@@ -32,6 +32,8 @@ pub mod defaults {
     use std::time::Duration;
 
     pub const CONFIG: &str = "/usr/local/etc/hastmon.conf";
+    /// Workers run as this user when the daemon runs as root.
+    pub const USER: &str = "nobody";
     pub const PIDFILE: &str = "/var/run/hastmon.pid";
     pub const TIMEOUT: Duration = Duration::from_secs(5);
     pub const ATTEMPTS: u32 = 5;

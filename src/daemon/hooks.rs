@@ -186,7 +186,7 @@ impl Hooks {
         ];
         for (fd, stderr) in pipes.into_iter().flatten() {
             let id = self.id();
-            set_nonblocking(fd.as_raw_fd());
+            set_nonblocking(&fd);
             if let Err(e) = poller.register(fd.as_fd(), Token(id), Interest::Read) {
                 log_warning!("{label}: its output is lost: {e}.");
                 continue;
@@ -371,10 +371,8 @@ fn finished(req: &Request, result: HookResult) -> Option<Finished> {
     })
 }
 
-fn set_nonblocking(fd: RawFd) {
+fn set_nonblocking(fd: &OwnedFd) {
     use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    // SAFETY: fd is a pipe this module owns for the whole call.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
         let _ = fcntl(
             fd,

@@ -39,6 +39,10 @@ pub struct Options {
     pub foreground: bool,
     pub debug: u8,
     pub pidfile: PathBuf,
+    /// The user workers run as (when the daemon is root).
+    pub user: String,
+    /// Refuse to run workers that cannot enter the sandbox.
+    pub sandbox_required: bool,
 }
 
 /// Runs the daemon; returns the process exit code.
@@ -74,6 +78,16 @@ pub fn run(opts: Options) -> i32 {
     if opts.foreground {
         write_pid(pidfile.as_mut());
     }
+    let sandbox = match crate::sandbox::Plan::for_user(&opts.user, opts.sandbox_required) {
+        Ok(p) => p,
+        Err(e) => {
+            log_error!("{e}");
+            if let Some(p) = pidfile {
+                p.remove();
+            }
+            return exit::NOUSER;
+        }
+    };
     let Kind::Unix(control_path) = opts.config.control.kind() else {
         log_error!(
             "Control address {} is not a UNIX socket.",
@@ -120,7 +134,7 @@ pub fn run(opts: Options) -> i32 {
         write_pid(pidfile.as_mut());
     }
     let pid_fd = pidfile.as_ref().map(Pidfile::raw_fd);
-    let code = match serve(&opts, control, listen, pid_fd) {
+    let code = match serve(&opts, control, listen, pid_fd, sandbox) {
         Ok(()) => exit::OK,
         Err(e) => {
             log_error!("Event loop failed: {e}.");
@@ -150,6 +164,7 @@ fn serve(
     control: ControlServer,
     mut listen: ListenServer,
     pid_fd: Option<RawFd>,
+    sandbox: crate::sandbox::Plan,
 ) -> std::io::Result<()> {
     // Made after daemonizing: a kqueue does not survive fork.
     let mut poller = Poller::new()?;
@@ -157,7 +172,7 @@ fn serve(
     control.register(&mut poller)?;
     listen.register(&mut poller)?;
     let mut control = Some(control);
-    let mut sup = Supervisor::new(&opts.config, opts.debug, opts.foreground);
+    let mut sup = Supervisor::new(&opts.config, opts.debug, opts.foreground, sandbox);
     let mut acceptor = Acceptor::new(&opts.config);
     let outside = |control: &Option<ControlServer>, listen: &ListenServer, acceptor: &Acceptor| {
         let mut fds: Vec<RawFd> = pid_fd.into_iter().collect();

@@ -85,12 +85,19 @@ pub struct Supervisor {
     foreground: bool,
     /// The daemon is exiting: worker exits are no longer decisions.
     shutting_down: bool,
+    /// How workers are confined.
+    sandbox: crate::sandbox::Plan,
     /// Where outgoing connections come from (see `outbound::Request`).
     source: Option<std::net::IpAddr>,
 }
 
 impl Supervisor {
-    pub fn new(cfg: &Config, debug: u8, foreground: bool) -> Supervisor {
+    pub fn new(
+        cfg: &Config,
+        debug: u8,
+        foreground: bool,
+        sandbox: crate::sandbox::Plan,
+    ) -> Supervisor {
         let clock = Instant::now();
         Supervisor {
             list: cfg
@@ -112,6 +119,7 @@ impl Supervisor {
             debug,
             foreground,
             shutting_down: false,
+            sandbox,
             source: peers::resolve(&cfg.listen)
                 .map(|a| a.ip())
                 .filter(|ip| !ip.is_unspecified()),
@@ -306,6 +314,7 @@ impl Supervisor {
             primary: handoff.as_ref().map(|(r, _, _)| *r),
             debug: self.debug,
             foreground: self.foreground,
+            sandbox: self.sandbox.clone(),
         };
         let (pid, channel) = match workers::fork(&close, setup) {
             Ok(p) => p,

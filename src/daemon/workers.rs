@@ -17,6 +17,7 @@ pub struct Spawn<'a> {
     pub primary: Option<usize>,
     pub debug: u8,
     pub foreground: bool,
+    pub sandbox: crate::sandbox::Plan,
 }
 
 /// Forks a worker. `close` lists every descriptor of the main process;
@@ -42,6 +43,7 @@ pub fn fork(close: &[RawFd], spawn: Spawn<'_>) -> std::io::Result<(Pid, Channel)
                 debug: spawn.debug,
                 foreground: spawn.foreground,
                 use_syslog,
+                sandbox: spawn.sandbox,
             });
             std::process::exit(code)
         }

@@ -322,6 +322,10 @@ impl Selector {
         drop(self);
     }
 
+    pub(super) fn queue_fd(&self) -> BorrowedFd<'_> {
+        self.epoll.0.as_fd()
+    }
+
     pub(super) fn descriptors(&self, out: &mut Vec<RawFd>) {
         out.push(self.epoll.0.as_raw_fd());
         out.extend(self.timers.values().map(|t| t.fd.as_fd().as_raw_fd()));

@@ -354,6 +354,10 @@ impl Selector {
         let _ = OwnedFd::from(self.kq).into_raw_fd();
     }
 
+    pub(super) fn queue_fd(&self) -> BorrowedFd<'_> {
+        self.kq.as_fd()
+    }
+
     /// None: a forked child does not inherit the kqueue.
     pub(super) fn descriptors(&self, _out: &mut Vec<RawFd>) {}
 }

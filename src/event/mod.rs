@@ -252,6 +252,12 @@ impl Poller {
         self.sys.wait(events, timeout)
     }
 
+    /// The kernel queue's own descriptor (a sandboxed worker narrows its
+    /// rights).
+    pub fn queue_fd(&self) -> BorrowedFd<'_> {
+        self.sys.queue_fd()
+    }
+
     /// The descriptors this poller holds that a forked child inherits.
     /// The child closes them (it must never use them: see the module
     /// documentation on fork) when it cannot take the poller by value for

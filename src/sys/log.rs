@@ -82,6 +82,19 @@ pub fn close_syslog() {
     state().syslog = None;
 }
 
+/// The descriptor of the syslog connection, if there is one (a worker
+/// narrows its rights before it enters the sandbox).
+pub fn syslog_fd() -> Option<std::os::fd::RawFd> {
+    use std::os::fd::AsRawFd;
+    let s = state();
+    Some(match &s.syslog.as_ref()?.backend {
+        LoggerBackend::Unix(d) => d.as_raw_fd(),
+        LoggerBackend::UnixStream(w) => w.get_ref().as_raw_fd(),
+        LoggerBackend::Udp(u, _) => u.as_raw_fd(),
+        LoggerBackend::Tcp(w) => w.get_ref().as_raw_fd(),
+    })
+}
+
 /// Whether records go to syslog (the daemon runs in the background).
 pub fn uses_syslog() -> bool {
     state().syslog.is_some()

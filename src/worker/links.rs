@@ -44,10 +44,9 @@ impl Links {
         recv_on: OwnedFd,
     ) -> std::io::Result<()> {
         self.remove(poller, remote);
+        // Both arrive non-blocking (see `Worker::connected`).
         let send_on = TcpStream::from(send_on);
         let recv_on = TcpStream::from(recv_on);
-        send_on.set_nonblocking(true)?;
-        recv_on.set_nonblocking(true)?;
         poller.register(recv_on.as_fd(), Token(BASE + remote as u64), Interest::Read)?;
         self.links.insert(
             remote,

@@ -7,6 +7,8 @@
 pub mod channel;
 mod links;
 pub mod msg;
+#[cfg(feature = "sandbox-probe")]
+mod probe;
 
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
@@ -28,7 +30,16 @@ use msg::{ToMain, ToWorker};
 
 const CHANNEL: Token = Token(1);
 const DEADLINE: TimerId = TimerId(1);
+#[cfg(not(feature = "sandbox-probe"))]
 const SIGNALS: &[Signal] = &[Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
+/// Test builds also take SIGUSR1: "try what the sandbox forbids".
+#[cfg(feature = "sandbox-probe")]
+const SIGNALS: &[Signal] = &[
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+];
 
 pub struct Setup {
     pub resource: Resource,
@@ -40,6 +51,7 @@ pub struct Setup {
     pub debug: u8,
     pub foreground: bool,
     pub use_syslog: bool,
+    pub sandbox: crate::sandbox::Plan,
 }
 
 /// The machine of the worker's role.
@@ -93,13 +105,24 @@ pub fn run(setup: Setup) -> i32 {
         }
         std::process::abort();
     }
-    match Worker::new(setup) {
-        Ok(mut w) => w.run(),
+    let plan = setup.sandbox.clone();
+    let mut worker = match Worker::new(setup) {
+        Ok(w) => w,
         Err(e) => {
             log_error!("Unable to set up the worker: {e}.");
-            exit::TEMPFAIL
+            return exit::TEMPFAIL;
         }
+    };
+    if let Err(e) = worker.confine(&plan) {
+        if plan.required {
+            log_error!(
+                "Unable to enter the sandbox: {e}; refusing to run (hastmon -S allows running without one)."
+            );
+            return exit::OSERR;
+        }
+        log_warning!("Running without a sandbox, as -S allows: {e}.");
     }
+    worker.run()
 }
 
 struct Worker {
@@ -153,6 +176,26 @@ impl Worker {
         })
     }
 
+    /// Narrows every descriptor held, becomes the unprivileged user, and
+    /// enters the sandbox. Everything the worker will ever use is open by
+    /// now, except peer connections, which arrive over the channel and are
+    /// narrowed as they come.
+    fn confine(&self, plan: &crate::sandbox::Plan) -> std::io::Result<()> {
+        use crate::sandbox::{Use, drop_privileges, enter, limit};
+        limit(self.channel.as_fd(), Use::Channel)?;
+        limit(self.poller.queue_fd(), Use::Events)?;
+        let log = crate::sys::log::syslog_fd().into_iter().chain(0..=2);
+        for fd in log {
+            // SAFETY: the standard descriptors and the syslog connection
+            // stay open for the worker's whole life.
+            limit(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, Use::Log)?;
+        }
+        if let Some(user) = &plan.user {
+            drop_privileges(user)?;
+        }
+        enter()
+    }
+
     fn now(&self) -> Time {
         Time(u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
@@ -173,6 +216,11 @@ impl Worker {
             for ev in std::mem::take(&mut events) {
                 let input = match ev {
                     Event::Signal(Signal::SIGHUP) => Input::Terminate { stop: false },
+                    #[cfg(feature = "sandbox-probe")]
+                    Event::Signal(Signal::SIGUSR1) => {
+                        probe::run();
+                        continue;
+                    }
                     Event::Signal(_) => Input::Terminate { stop: true },
                     Event::Timer(_) => Input::Tick,
                     Event::Readable(CHANNEL) => match self.receive() {
@@ -241,6 +289,17 @@ impl Worker {
             log_error!("The main process sent a connection without its descriptors.");
             return None;
         };
+        for fd in [&first, &second] {
+            // Non-blocking first: the narrowed rights keep fcntl but not
+            // the ioctl that std would use for it.
+            if let Err(e) = set_nonblocking(fd) {
+                log_error!("Unable to use the connection: {e}.");
+                return Some(Input::PeerLost { remote });
+            }
+            if let Err(e) = crate::sandbox::limit(fd.as_fd(), crate::sandbox::Use::Peer) {
+                log_warning!("Unable to narrow a connection's rights: {e}.");
+            }
+        }
         let installed = match self.role {
             Role::Secondary => self.links.add(&mut self.poller, remote, second, first),
             _ => self.links.add(&mut self.poller, remote, first, second),
@@ -368,4 +427,10 @@ impl Worker {
             log_error!("Unable to send to the main process: {e}.");
         }
     }
+}
+
+fn set_nonblocking(fd: &std::os::fd::OwnedFd) -> nix::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(drop)
 }

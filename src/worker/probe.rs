@@ -1,0 +1,42 @@
+//! Test builds only (feature `sandbox-probe`): on SIGUSR1 the worker tries
+//! what its sandbox must forbid and logs each outcome, so that tests can
+//! check the sandbox from outside while the worker goes on serving.
+
+use crate::log_notice;
+
+fn outcome(r: std::io::Result<()>) -> String {
+    match r {
+        Ok(()) => "allowed".into(),
+        Err(e) => match e.raw_os_error() {
+            Some(libc::EPERM) => "EPERM".into(),
+            #[cfg(target_os = "freebsd")]
+            Some(libc::ECAPMODE) => "ECAPMODE".into(),
+            _ => e.to_string(),
+        },
+    }
+}
+
+pub fn run() {
+    let open = std::fs::File::open("/etc/passwd").map(drop);
+    log_notice!("Sandbox probe: open: {}.", outcome(open));
+    let connect = std::net::TcpStream::connect("127.0.0.1:9").map(drop);
+    log_notice!("Sandbox probe: connect: {}.", outcome(connect));
+    let exec = {
+        let path = c"/bin/true";
+        let argv = [path.as_ptr(), std::ptr::null()];
+        let envp = [std::ptr::null()];
+        // SAFETY: valid NUL-terminated path and NULL-terminated vectors;
+        // should execve succeed, the test sees the worker replaced.
+        unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        Err(std::io::Error::last_os_error())
+    };
+    log_notice!("Sandbox probe: exec: {}.", outcome(exec));
+    // SAFETY: a child, if one is made, exits at once without touching
+    // the parent's state.
+    let fork = match unsafe { libc::fork() } {
+        0 => unsafe { libc::_exit(0) },
+        -1 => Err(std::io::Error::last_os_error()),
+        _ => Ok(()),
+    };
+    log_notice!("Sandbox probe: fork: {}.", outcome(fork));
+}
