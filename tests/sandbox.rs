@@ -100,3 +100,37 @@ fn an_unknown_worker_user_stops_the_daemon_with_ex_nouser() {
     );
     assert!(!node.dir.join("ctl").exists());
 }
+
+/// A standalone primary whose worker cannot enter the sandbox: started
+/// with `args`, the daemon's log once the outcome shows.
+fn without_sandbox(tag: &str, args: &[&str], until: &str) -> (Node, String) {
+    let mut node = Node::new(
+        tag,
+        "alpha",
+        "resource www {\n exec {hook}\n heartbeat_interval 0.2\n on alpha { remote none role_on_start primary }\n}\n",
+    );
+    node.start_with(args, &[("HASTMON_TEST_NO_SANDBOX", "1")]);
+    let log = wait_for(10, until, || {
+        let log = node.log();
+        log.contains(until).then_some(log)
+    });
+    (node, log)
+}
+
+#[test]
+fn a_worker_that_cannot_enter_the_sandbox_refuses_to_run_unless_allowed() {
+    let (node, log) = without_sandbox("refuse", &[], "refusing to run");
+    assert!(
+        log.contains("Unable to enter the sandbox: the sandbox is unavailable"),
+        "{log}"
+    );
+    assert!(log.contains("exitcode=71"), "{log}");
+    wait_for(10, "the role to fall back", || {
+        (node.status_field("www", "role")? == "init").then_some(())
+    });
+    assert!(!node.running());
+
+    let (node, log) = without_sandbox("allowed", &["-S"], "Running without a sandbox");
+    assert!(log.contains("as -S allows"), "{log}");
+    wait_for(10, "the resource to run", || node.running().then_some(()));
+}

@@ -93,12 +93,19 @@ impl Node {
     }
 
     pub fn start(&mut self) {
+        self.start_with(&[], &[]);
+    }
+
+    /// Starts the daemon with extra arguments and environment.
+    pub fn start_with(&mut self, args: &[&str], env: &[(&str, &str)]) {
         let log = std::fs::File::create(self.dir.join("daemon.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_hastmon"))
             .args(["-F", "-d", "-n", &self.name, "-c"])
             .arg(self.dir.join("hastmon.conf"))
             .arg("-P")
             .arg(self.dir.join("pid"))
+            .args(args)
+            .envs(env.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
