@@ -161,7 +161,7 @@ impl Supervisor {
     fn act(&mut self, ctx: &mut Ctx<'_>, i: usize, action: ResourceAction) {
         let name = self.list[i].cfg.name.clone();
         match action {
-            ResourceAction::SpawnWorker { id, role } => self.spawn(ctx, i, id, role),
+            ResourceAction::SpawnWorker { id, role, urgent } => self.spawn(ctx, i, id, role, urgent),
             ResourceAction::StopWorker { id, stop_resource } => {
                 let signal = match (stop_resource, self.worker_role(i, id)) {
                     (false, Some(Role::Primary)) => Signal::SIGHUP,
@@ -274,7 +274,7 @@ impl Supervisor {
     }
 
     /// Forks a worker. A secondary's connections follow on its channel.
-    fn spawn(&mut self, ctx: &mut Ctx<'_>, i: usize, id: WorkerId, role: Role) {
+    fn spawn(&mut self, ctx: &mut Ctx<'_>, i: usize, id: WorkerId, role: Role, urgent: bool) {
         let name = self.list[i].cfg.name.clone();
         let handoff = if role == Role::Secondary {
             match self.list[i].handoff.take() {
@@ -312,6 +312,7 @@ impl Supervisor {
             resource: &self.list[i].cfg,
             role,
             primary: handoff.as_ref().map(|(r, _, _)| *r),
+            urgent,
             debug: self.debug,
             foreground: self.foreground,
             sandbox: self.sandbox.clone(),

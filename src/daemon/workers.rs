@@ -15,6 +15,8 @@ pub struct Spawn<'a> {
     pub role: Role,
     /// For a secondary: the remote that is its primary.
     pub primary: Option<usize>,
+    /// A promoted primary (see `PrimaryConfig::urgent`).
+    pub urgent: bool,
     pub debug: u8,
     pub foreground: bool,
     pub sandbox: crate::sandbox::Plan,
@@ -39,6 +41,7 @@ pub fn fork(close: &[RawFd], spawn: Spawn<'_>) -> std::io::Result<(Pid, Channel)
                 resource: spawn.resource.clone(),
                 role: spawn.role,
                 primary: spawn.primary,
+                urgent: spawn.urgent,
                 channel: theirs,
                 debug: spawn.debug,
                 foreground: spawn.foreground,

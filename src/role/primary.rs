@@ -26,6 +26,11 @@ pub struct PrimaryConfig {
     pub attempts: u32,
     pub complaint_count: u32,
     pub remotes: Vec<RemoteSpec>,
+    /// Start checking (and starting) the resource before the first
+    /// connection attempts end. Set for a promotion, whose old primary is
+    /// presumed gone (quirks.md Q56); otherwise a remote that already runs
+    /// the resource is heard first.
+    pub urgent: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +55,7 @@ impl PrimaryConfig {
                     reachable: !a.is_none(),
                 })
                 .collect(),
+            urgent: false,
         }
     }
 
@@ -212,7 +218,7 @@ impl Primary {
 
     fn start(&mut self, now: Time, out: &mut Vec<Action>) {
         self.connect_all(out);
-        if !self.connecting() {
+        if self.cfg.urgent || !self.connecting() {
             self.cycle(now, out);
         }
     }

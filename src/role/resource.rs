@@ -101,6 +101,10 @@ pub enum ResourceAction {
     SpawnWorker {
         id: WorkerId,
         role: Role,
+        /// A promotion: the old primary is presumed gone, so the new one
+        /// checks and starts the resource at once instead of first waiting
+        /// for its connection attempts (quirks.md Q56).
+        urgent: bool,
     },
     /// Let a worker go: `stop_resource` asks a primary to stop the
     /// resource on its way out (SIGTERM/SIGINT); otherwise it leaves it as
@@ -160,6 +164,8 @@ pub struct ResourceMachine {
     serving: Option<Candidate>,
     /// Stage-1 handshakes waiting for their stage 2, by peer.
     pending: Vec<Candidate>,
+    /// The next spawn is a promotion (see `SpawnWorker::urgent`).
+    promoting: bool,
 }
 
 impl ResourceMachine {
@@ -174,6 +180,7 @@ impl ResourceMachine {
             complaints: VecDeque::new(),
             serving: None,
             pending: Vec::new(),
+            promoting: false,
         }
     }
 
@@ -308,7 +315,8 @@ impl ResourceMachine {
         let id = WorkerId(self.next_worker);
         self.next_worker += 1;
         self.worker = Some(id);
-        out.push(ResourceAction::SpawnWorker { id, role });
+        let urgent = std::mem::take(&mut self.promoting);
+        out.push(ResourceAction::SpawnWorker { id, role, urgent });
     }
 
     /// Where a primary or watchdog goes when it gives up: the role it had
@@ -356,6 +364,7 @@ impl ResourceMachine {
             "Complaint limit reached ({n} within {} s), no primary connected",
             self.cfg.complaint_interval.as_secs_f64()
         );
+        self.promoting = true;
         self.change_role_because(Role::Primary, &cause, out);
     }
 

@@ -47,6 +47,8 @@ pub struct Setup {
     /// For a secondary: which remote is the primary it serves. Its two
     /// connections follow as the first message on the channel.
     pub primary: Option<usize>,
+    /// A promoted primary: checks and starts at once (quirks.md Q56).
+    pub urgent: bool,
     pub channel: Channel,
     pub debug: u8,
     pub foreground: bool,

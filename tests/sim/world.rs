@@ -653,12 +653,12 @@ impl World {
         let actions = self.nodes[node].main.handle(now, input);
         for a in actions {
             match a {
-                ResourceAction::SpawnWorker { id, role } => {
+                ResourceAction::SpawnWorker { id, role, urgent } => {
                     self.note(node, || format!("spawn {role} worker {}", id.0));
                     if let Some(mut old) = self.nodes[node].worker.take() {
                         self.close_all(node, &mut old);
                     }
-                    let w = self.make_worker(node, id, role, hs);
+                    let w = self.make_worker(node, id, role, hs, urgent);
                     self.nodes[node].worker = Some(w);
                     if let (Role::Secondary, Some((peer, conn, _))) = (role, hs) {
                         self.send(node, peer, Msg::Confirm { conn });
@@ -715,6 +715,7 @@ impl World {
         id: WorkerId,
         role: Role,
         hs: Option<(usize, u64, u8)>,
+        urgent: bool,
     ) -> Worker {
         let p = &self.p;
         let peers = others(self.nodes.len(), node);
@@ -735,6 +736,7 @@ impl World {
                     attempts: p.attempts,
                     complaint_count: p.cc,
                     remotes,
+                    urgent,
                 },
                 now,
             )),

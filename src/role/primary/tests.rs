@@ -19,6 +19,7 @@ fn cfg(remotes: &[(&str, bool)]) -> PrimaryConfig {
                 reachable: *r,
             })
             .collect(),
+        urgent: false,
     }
 }
 
@@ -303,4 +304,21 @@ fn only_two_way_exchanges_count_as_contact() {
         }
     }
     assert_eq!(exit_at, Some(Time(37_001)));
+}
+
+#[test]
+fn a_promoted_primary_checks_at_once_while_it_connects() {
+    let mut p = Primary::new(
+        PrimaryConfig {
+            urgent: true,
+            ..cfg(&[("tcp4://old-primary", true)])
+        },
+        Time(0),
+    );
+    let a = p.handle(Time(0), Input::Start);
+    assert!(a.contains(&Action::Connect { remote: 0 }));
+    assert_eq!(hooks(&a), [HookEvent::Status]);
+    // Not running, nobody connected yet: start without waiting for the
+    // connection attempt to the old primary (Q56).
+    assert_eq!(hooks(&status(&mut p, Time(5), 1)), [HookEvent::Start]);
 }

@@ -41,6 +41,15 @@ fn spawn(id: u64, role: Role) -> ResourceAction {
     ResourceAction::SpawnWorker {
         id: WorkerId(id),
         role,
+        urgent: false,
+    }
+}
+
+fn promote(id: u64) -> ResourceAction {
+    ResourceAction::SpawnWorker {
+        id: WorkerId(id),
+        role: Role::Primary,
+        urgent: true,
     }
 }
 
@@ -195,7 +204,7 @@ fn complaints_promote_a_secondary_without_a_primary_after_more_than_the_count() 
         run(&mut m, 62_000, ResourceInput::Complaint),
         [
             ResourceAction::RunComplainHook,
-            spawn(1, Role::Primary),
+            promote(1),
             auto_hook(Role::Secondary, Role::Primary)
         ]
     );
@@ -236,7 +245,7 @@ fn complaints_while_a_primary_is_connected_do_not_count() {
         run(&mut m, 60, ResourceInput::Complaint),
         [
             ResourceAction::RunComplainHook,
-            spawn(2, Role::Primary),
+            promote(2),
             auto_hook(Role::Secondary, Role::Primary)
         ]
     );
