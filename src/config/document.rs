@@ -63,6 +63,7 @@ pub struct Settings {
     pub role_on_start: Option<At<Role>>,
     pub priority: Option<At<u32>>,
     pub hook_timeout: Option<At<Duration>>,
+    pub silence_limit: Option<At<Duration>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -123,6 +124,7 @@ pub const KEYWORDS: &[&str] = &[
     "on",
     "role_on_start",
     "hook_timeout",
+    "silence_limit",
 ];
 
 pub fn is_keyword(word: &str) -> bool {
@@ -273,6 +275,13 @@ impl Block {
                 keyword,
                 value,
                 duration(value, kw, 100, DAY_MS)?,
+            ),
+            // 0 turns the rule off (two nodes without a watchdog: Q12).
+            "silence_limit" => put(
+                &mut s.silence_limit,
+                keyword,
+                value,
+                duration(value, kw, 0, DAY_MS)?,
             ),
             "attempts" => put(
                 &mut s.attempts,

@@ -139,6 +139,7 @@ fn settings(r: &Resource) -> Vec<(&'static str, String)> {
         ("complaint_count", r.complaint_count.to_string()),
         ("complaint_interval", format_seconds(r.complaint_interval)),
         ("hook_timeout", format_seconds(r.hook_timeout)),
+        ("silence_limit", format_seconds(r.silence_limit)),
     ]
 }
 

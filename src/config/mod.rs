@@ -84,6 +84,10 @@ pub struct Resource {
     pub complaint_interval: Duration,
     #[serde(serialize_with = "seconds")]
     pub hook_timeout: Duration,
+    /// How long a primary may go without contact before it stops the
+    /// resource; zero: never. Unset, `complaint_count` ×
+    /// `heartbeat_interval` + `timeout`.
+    pub silence_limit: Duration,
     pub key: Option<Key>,
 }
 

@@ -126,6 +126,13 @@ pub fn resolve(doc: &Document, node: &NodeNames) -> Result<Config, Located> {
             mine.iter()
                 .flat_map(|o| o.block.friends.iter().map(|f| f.value.clone())),
         );
+        let timeout = layers.value(|s| &s.timeout, defaults::TIMEOUT)?;
+        let heartbeat_interval = layers.value(|s| &s.heartbeat_interval, defaults::HEARTBEAT)?;
+        let complaint_count = layers.value(|s| &s.complaint_count, defaults::COMPLAINT_COUNT)?;
+        let silence_limit = layers.value(
+            |s| &s.silence_limit,
+            heartbeat_interval * complaint_count + timeout,
+        )?;
         resources.push(Resource {
             name: name.value.clone(),
             exec,
@@ -133,13 +140,14 @@ pub fn resolve(doc: &Document, node: &NodeNames) -> Result<Config, Located> {
             friends,
             priority: layers.value(|s| &s.priority, defaults::PRIORITY)?,
             role_on_start: layers.value(|s| &s.role_on_start, Role::Init)?,
-            timeout: layers.value(|s| &s.timeout, defaults::TIMEOUT)?,
+            timeout,
             attempts: layers.value(|s| &s.attempts, defaults::ATTEMPTS)?,
-            heartbeat_interval: layers.value(|s| &s.heartbeat_interval, defaults::HEARTBEAT)?,
-            complaint_count: layers.value(|s| &s.complaint_count, defaults::COMPLAINT_COUNT)?,
+            heartbeat_interval,
+            complaint_count,
             complaint_interval: layers
                 .value(|s| &s.complaint_interval, defaults::COMPLAINT_INTERVAL)?,
             hook_timeout: layers.value(|s| &s.hook_timeout, defaults::HOOK_TIMEOUT)?,
+            silence_limit,
             key: key(&res.block, &doc.global)?,
         });
     }

@@ -161,7 +161,9 @@ impl Supervisor {
     fn act(&mut self, ctx: &mut Ctx<'_>, i: usize, action: ResourceAction) {
         let name = self.list[i].cfg.name.clone();
         match action {
-            ResourceAction::SpawnWorker { id, role, urgent } => self.spawn(ctx, i, id, role, urgent),
+            ResourceAction::SpawnWorker { id, role, urgent } => {
+                self.spawn(ctx, i, id, role, urgent)
+            }
             ResourceAction::StopWorker { id, stop_resource } => {
                 let signal = match (stop_resource, self.worker_role(i, id)) {
                     (false, Some(Role::Primary)) => Signal::SIGHUP,

@@ -25,6 +25,9 @@ pub struct PrimaryConfig {
     pub timeout: Duration,
     pub attempts: u32,
     pub complaint_count: u32,
+    /// No contact for longer than this stops the resource (the
+    /// network-silence rule); `None`: never.
+    pub silence_limit: Option<Duration>,
     pub remotes: Vec<RemoteSpec>,
     /// Start checking (and starting) the resource before the first
     /// connection attempts end. Set for a promotion, whose old primary is
@@ -55,16 +58,13 @@ impl PrimaryConfig {
                     reachable: !a.is_none(),
                 })
                 .collect(),
+            // Zero in the configuration turns the rule off. Its default,
+            // `complaint_count` intervals as in 0.3.4 plus `timeout`, because
+            // contact is now a reply, and on a healthy link replies come
+            // up to `heartbeat + timeout` apart.
+            silence_limit: (!r.silence_limit.is_zero()).then_some(r.silence_limit),
             urgent: false,
         }
-    }
-
-    /// How long the primary may go without any contact before it stops
-    /// the resource (the network-silence rule): `complaint_count` intervals
-    /// as in 0.3.4, plus `timeout`, because contact is now a reply, and on
-    /// a healthy link replies come up to `heartbeat + timeout` apart.
-    pub fn silence_limit(&self) -> Duration {
-        self.heartbeat * self.complaint_count + self.timeout
     }
 }
 
@@ -243,7 +243,7 @@ impl Primary {
                 Level::Error,
                 format!(
                     "Network silence limit ({} sec) reached.",
-                    self.cfg.silence_limit().as_secs_f64()
+                    self.cfg.silence_limit.unwrap_or_default().as_secs_f64()
                 ),
             );
             self.exit(exit::UNAVAILABLE, out);
@@ -325,7 +325,7 @@ impl Primary {
             return None;
         }
         let last = self.last_contact.max(self.last_remote_check);
-        Some(last + self.cfg.silence_limit() + Duration::from_millis(1))
+        Some(last + self.cfg.silence_limit? + Duration::from_millis(1))
     }
 
     fn connected(&mut self, now: Time, i: usize, out: &mut Vec<Action>) {

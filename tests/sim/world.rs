@@ -735,6 +735,7 @@ impl World {
                     timeout: Duration::from_millis(p.to),
                     attempts: p.attempts,
                     complaint_count: p.cc,
+                    silence_limit: Some(hb * p.cc + Duration::from_millis(p.to)),
                     remotes,
                     urgent,
                 },

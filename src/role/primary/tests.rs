@@ -12,6 +12,7 @@ fn cfg(remotes: &[(&str, bool)]) -> PrimaryConfig {
         timeout: Duration::from_secs(5),
         attempts: 2,
         complaint_count: 3,
+        silence_limit: Some(HB * 3 + Duration::from_secs(5)),
         remotes: remotes
             .iter()
             .map(|(a, r)| RemoteSpec {
@@ -321,4 +322,28 @@ fn a_promoted_primary_checks_at_once_while_it_connects() {
     // Not running, nobody connected yet: start without waiting for the
     // connection attempt to the old primary (Q56).
     assert_eq!(hooks(&status(&mut p, Time(5), 1)), [HookEvent::Start]);
+}
+
+#[test]
+fn without_a_silence_limit_an_unreachable_secondary_never_stops_the_primary() {
+    let mut p = Primary::new(
+        PrimaryConfig {
+            silence_limit: None,
+            ..cfg(&[("tcp4://b", true)])
+        },
+        Time(0),
+    );
+    p.handle(Time(0), Input::Start);
+    for n in 0..100u64 {
+        let t = Time(n * 10_000 + 1);
+        p.handle(
+            t,
+            Input::ConnectFailed {
+                remote: 0,
+                reason: ConnectFailure::Unreachable("refused".into()),
+            },
+        );
+        let a = p.handle(Time((n + 1) * 10_000), Input::Tick);
+        assert_eq!(exit_code(&a), None, "stopped after {n} cycles");
+    }
 }
