@@ -108,7 +108,7 @@ fn failed_starts_use_up_attempts_then_the_resource_is_stopped_and_released() {
 }
 
 #[test]
-fn a_hook_past_its_time_limit_is_killed_with_its_process_group_and_reads_unknown() {
+fn q04_a_hook_past_its_time_limit_is_killed_with_its_process_group_and_reads_unknown() {
     let mut node = standalone("timeout", "hook_timeout 0.5");
     node.touch("status-sleeps");
     node.start();
@@ -155,19 +155,6 @@ fn hook_output_is_logged_line_by_line_and_hooks_start_with_no_blocked_signals() 
     assert!(log.contains("[WARNING] [www] status["), "{log}");
     assert!(log.contains("]: complaint on stderr\n"), "{log}");
     assert!(log.contains("]: SigBlk:\t0000000000000000\n"), "{log}");
-}
-
-#[test]
-fn sigterm_stops_the_resource_before_the_daemon_exits() {
-    let mut node = standalone("sigterm", "");
-    node.start();
-    wait_for(10, "the resource to run", || node.running().then_some(()));
-    node.signal(Signal::SIGTERM);
-    assert_eq!(node.wait_exit(20), 0);
-    assert!(!node.running(), "q09: the resource outlived the daemon");
-    assert_eq!(node.hooks().last().unwrap(), "stop www");
-    assert!(!node.dir.join("pid").exists());
-    assert!(!node.dir.join("ctl").exists());
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod acceptor;
 mod control;
+mod guardian;
 mod hooks;
 mod inbox;
 mod listen;
@@ -23,9 +24,11 @@ use crate::config::address::Kind;
 use crate::event::{Event, Poller, TimerId, Token};
 use crate::exit;
 use crate::sys::pidfile::{Pidfile, PidfileError};
+use crate::types::Role;
 use crate::{log_error, log_notice, log_warning};
 use acceptor::Acceptor;
 use control::ControlServer;
+use guardian::Guardian;
 use listen::ListenServer;
 use requests::Requests;
 use supervisor::{Ctx, Supervisor};
@@ -166,8 +169,16 @@ fn serve(
     pid_fd: Option<RawFd>,
     sandbox: crate::sandbox::Plan,
 ) -> std::io::Result<()> {
+    // Forked before anything else exists, so it holds only what `close`
+    // leaves it.
+    let mut close: Vec<RawFd> = pid_fd.into_iter().collect();
+    control.descriptors(&mut close);
+    listen.descriptors(&mut close);
+    let mut guardian = Guardian::start(&close, &opts.config.resources)?;
+    let guardian_fd = guardian.raw_fd();
     // Made after daemonizing: a kqueue does not survive fork.
     let mut poller = Poller::new()?;
+    poller.watch_process(guardian.pid)?;
     poller.watch_signals(SIGNALS)?;
     control.register(&mut poller)?;
     listen.register(&mut poller)?;
@@ -175,7 +186,7 @@ fn serve(
     let mut sup = Supervisor::new(&opts.config, opts.debug, opts.foreground, sandbox);
     let mut acceptor = Acceptor::new(&opts.config);
     let outside = |control: &Option<ControlServer>, listen: &ListenServer, acceptor: &Acceptor| {
-        let mut fds: Vec<RawFd> = pid_fd.into_iter().collect();
+        let mut fds: Vec<RawFd> = pid_fd.into_iter().chain([guardian_fd]).collect();
         if let Some(c) = control {
             c.descriptors(&mut fds);
         }
@@ -190,14 +201,17 @@ fn serve(
     let mut shutdown: Option<Instant> = None;
     let mut events = Vec::new();
     loop {
+        guardian.update(sup.list.iter().map(|r| r.machine.role() == Role::Primary));
         if let Some(deadline) = shutdown {
             if sup.quiet() {
+                guardian.dismiss();
                 return Ok(());
             }
             if Instant::now() >= deadline {
                 log_warning!(
                     "Workers or hooks still running at the shutdown deadline; exiting anyway."
                 );
+                guardian.dismiss();
                 return Ok(());
             }
         }
@@ -258,6 +272,9 @@ fn serve(
                     listen.inbox.expire(ctx.poller, id)
                 }
                 Event::Timer(id) => sup.expired(&mut ctx, id),
+                Event::ProcessExited { pid, status } if pid == guardian.pid => log_error!(
+                    "The guardian exited ({status:?}): resources will not be stopped should this process die."
+                ),
                 Event::ProcessExited { pid, status } => sup.exited(&mut ctx, pid, status),
                 _ => {}
             }

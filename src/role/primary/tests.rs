@@ -52,7 +52,7 @@ fn status(p: &mut Primary, now: Time, code: i32) -> Vec<Action> {
 }
 
 #[test]
-fn standalone_primary_checks_then_starts_then_keeps_running() {
+fn q12_a_standalone_primary_checks_starts_and_never_stops_for_silence() {
     let mut p = Primary::new(cfg(&[("none", false)]), Time(0));
     let a = p.handle(Time(0), Input::Start);
     assert_eq!(hooks(&a), [HookEvent::Status]);
@@ -104,7 +104,7 @@ fn attempts_are_counted_and_exhaustion_stops_and_exits_69() {
 }
 
 #[test]
-fn a_status_still_running_is_not_asked_for_again() {
+fn q04_q05_a_timed_out_status_reads_unknown_and_is_never_asked_twice() {
     let mut p = Primary::new(cfg(&[("none", false)]), Time(0));
     p.handle(Time(0), Input::Start);
     assert!(hooks(&p.handle(Time(10_000), Input::Tick)).is_empty());
@@ -156,7 +156,7 @@ fn first_cycle_waits_for_the_first_connection_attempts() {
 }
 
 #[test]
-fn a_remote_running_the_resource_is_never_joined_by_a_start() {
+fn q01_a_round_with_one_remote_is_evaluated_and_never_joins_a_running_remote() {
     let mut p = Primary::new(cfg(&[("tcp4://b", true)]), Time(0));
     p.handle(Time(0), Input::Start);
     p.handle(Time(1), Input::Connected { remote: 0 });
@@ -188,7 +188,7 @@ fn a_remote_running_the_resource_is_never_joined_by_a_start() {
 }
 
 #[test]
-fn a_missing_reply_disconnects_and_a_stale_seq_is_ignored() {
+fn q06_a_missing_reply_disconnects_and_counts_as_not_running() {
     let mut p = Primary::new(cfg(&[("tcp4://b", true)]), Time(0));
     p.handle(Time(0), Input::Start);
     p.handle(Time(1), Input::Connected { remote: 0 });
@@ -218,7 +218,7 @@ fn a_missing_reply_disconnects_and_a_stale_seq_is_ignored() {
 }
 
 #[test]
-fn silence_beyond_the_limit_stops_the_resource_unless_a_watchdog_polls() {
+fn q13_silence_beyond_the_nodes_own_limit_stops_the_resource_unless_a_watchdog_polls() {
     let mut p = Primary::new(cfg(&[("tcp4://b", true)]), Time(0));
     p.handle(Time(0), Input::Start);
     p.handle(
@@ -252,7 +252,7 @@ fn silence_beyond_the_limit_stops_the_resource_unless_a_watchdog_polls() {
 }
 
 #[test]
-fn a_stronger_primary_makes_this_one_stop_and_exit_77() {
+fn q14_a_stronger_primary_even_with_priority_0_makes_this_one_stop_and_exit_77() {
     let mut p = Primary::new(cfg(&[("tcp4://b", true)]), Time(0));
     p.handle(Time(0), Input::Start);
     let a = p.handle(
@@ -308,7 +308,7 @@ fn only_two_way_exchanges_count_as_contact() {
 }
 
 #[test]
-fn a_promoted_primary_checks_at_once_while_it_connects() {
+fn q56_a_promoted_primary_checks_at_once_while_it_connects() {
     let mut p = Primary::new(
         PrimaryConfig {
             urgent: true,
@@ -325,7 +325,7 @@ fn a_promoted_primary_checks_at_once_while_it_connects() {
 }
 
 #[test]
-fn without_a_silence_limit_an_unreachable_secondary_never_stops_the_primary() {
+fn q12_without_a_silence_limit_an_unreachable_secondary_never_stops_the_primary() {
     let mut p = Primary::new(
         PrimaryConfig {
             silence_limit: None,

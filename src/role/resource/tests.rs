@@ -220,7 +220,7 @@ fn complaints_promote_a_secondary_without_a_primary_after_more_than_the_count() 
 }
 
 #[test]
-fn complaints_while_a_primary_is_connected_do_not_count() {
+fn q11_complaints_while_a_primary_is_connected_do_not_count() {
     let mut m = serving();
     for t in 0..5 {
         assert_eq!(
@@ -252,7 +252,7 @@ fn complaints_while_a_primary_is_connected_do_not_count() {
 }
 
 #[test]
-fn a_completed_handshake_clears_complaints() {
+fn q11_a_completed_handshake_clears_complaints() {
     let mut m = machine(Role::Secondary);
     run(&mut m, 0, ResourceInput::Start);
     run(&mut m, 1, ResourceInput::Complaint);
@@ -264,7 +264,7 @@ fn a_completed_handshake_clears_complaints() {
 }
 
 #[test]
-fn handshakes_without_priority_or_to_a_non_secondary_are_refused() {
+fn q15_handshakes_without_priority_or_to_a_non_secondary_are_refused() {
     let mut m = machine(Role::Secondary);
     run(&mut m, 0, ResourceInput::Start);
     assert_eq!(
@@ -348,7 +348,7 @@ fn a_promoted_primary_yields_and_serves_the_stronger_one() {
 }
 
 #[test]
-fn equal_priorities_are_broken_by_identity_the_same_way_on_both_sides() {
+fn q14_equal_priorities_are_broken_by_identity_the_same_way_on_both_sides() {
     let decide = |own: &str, peer: &str| {
         let mut m = machine(Role::Primary);
         run(&mut m, 0, ResourceInput::Start);
@@ -369,7 +369,7 @@ fn equal_priorities_are_broken_by_identity_the_same_way_on_both_sides() {
 }
 
 #[test]
-fn a_serving_secondary_refuses_a_weaker_newcomer_and_follows_a_stronger_one() {
+fn q16_a_serving_secondary_refuses_a_weaker_newcomer_and_follows_a_stronger_one() {
     let mut m = serving();
     let refusal = ResourceAction::RefuseHandshake {
         errmsg: "Remote node serves a primary with higher priority (priority number 1).".into(),

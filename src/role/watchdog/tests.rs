@@ -78,7 +78,7 @@ fn polls_every_reachable_remote_at_once_and_every_interval() {
 }
 
 #[test]
-fn an_unanswered_poll_expires_once_and_no_primary_means_complaints() {
+fn q21_an_unanswered_poll_expires_once_and_no_primary_means_complaints() {
     let mut w = watchdog(&[("tcp4://a", true), ("tcp4://b", true)]);
     w.handle(Time(0), Input::Start);
     assert!(polled(&mut w, 10, 1, Role::Secondary, State::Stopped).is_empty());
@@ -168,4 +168,43 @@ fn a_cycle_still_open_when_the_next_is_due_is_closed_first() {
         [Action::Exit(0)]
     );
     assert_eq!(w.deadline(), None);
+}
+
+#[test]
+fn q01_a_cycle_is_evaluated_once_after_every_remote_answered() {
+    let mut w = watchdog(&[("a", true), ("b", true)]);
+    w.handle(Time(0), Input::Start);
+    // One answer is not the whole cycle: nothing is decided yet.
+    assert!(without_logs(polled(&mut w, 5, 1, Role::Secondary, State::Stopped)).is_empty());
+    assert_eq!(
+        w.report().remotes[1],
+        RemoteReport::Seen {
+            role: Role::Undef,
+            state: State::Unknown
+        }
+    );
+    // The last answer closes it, once: no primary, so B is complained to.
+    assert_eq!(
+        without_logs(polled(&mut w, 6, 0, Role::Init, State::Unknown)),
+        [
+            Action::Complain { remote: 1 },
+            Action::RunHook(HookEvent::Complaint)
+        ]
+    );
+    assert!(without_logs(polled(&mut w, 7, 0, Role::Init, State::Unknown)).is_empty());
+}
+
+#[test]
+fn q11_a_primary_that_answers_draws_no_complaint_whatever_its_state() {
+    for state in [State::Starting, State::Stopped, State::Unknown, State::Run] {
+        let mut w = watchdog(&[("a", true), ("b", true)]);
+        w.handle(Time(0), Input::Start);
+        polled(&mut w, 5, 1, Role::Secondary, State::Stopped);
+        let a = polled(&mut w, 6, 0, Role::Primary, state);
+        assert!(
+            !a.iter().any(|a| matches!(a, Action::Complain { .. })),
+            "{state:?}: {a:?}"
+        );
+        assert_eq!(w.report().state, State::Run);
+    }
 }
