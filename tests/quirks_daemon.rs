@@ -255,3 +255,61 @@ fn q30_inherited_descriptors_do_not_stop_workers() {
     let _ = child.wait();
     n.touch("done");
 }
+
+/// A listener on `ip` whose accept queue is full, so that further SYNs
+/// are dropped and connecting to it hangs; returns it with its port and
+/// the connections that fill it.
+fn black_hole(ip: &str) -> (std::os::fd::OwnedFd, u16, Vec<TcpStream>) {
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, SockaddrStorage, bind, getsockname,
+        listen, socket,
+    };
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    let addr: std::net::SocketAddr = format!("{ip}:0").parse().unwrap();
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(addr)).unwrap();
+    listen(&fd, Backlog::new(0).unwrap()).unwrap();
+    let port = getsockname::<SockaddrIn>(fd.as_raw_fd()).unwrap().port();
+    let mut fill = Vec::new();
+    for _ in 0..4 {
+        let s = std::net::TcpStream::connect_timeout(
+            &format!("{ip}:{port}").parse().unwrap(),
+            Duration::from_millis(300),
+        );
+        match s {
+            Ok(s) => fill.push(s),
+            Err(_) => break,
+        }
+    }
+    (fd, port, fill)
+}
+
+#[test]
+fn q57_connecting_gives_up_after_the_resources_timeout() {
+    let (_hole, port, _fill) = black_hole("127.0.0.5");
+    let mut n = Node::new(
+        "q57",
+        "alpha",
+        &format!(
+            "listen tcp4://127.0.0.1:{}\nresource www {{\n exec {{hook}}\n heartbeat_interval 0.2\n timeout 0.3\n silence_limit 0\n on alpha {{ remote tcp4://127.0.0.5:{port} role_on_start primary }}\n}}\n",
+            free_port()
+        ),
+    );
+    n.start();
+    // With 0.3.4's fixed 5 s connect timeout the first attempt alone would
+    // outlast this wait; with `timeout` it ends after 0.3 s and the
+    // primary, which waits for its first attempts, goes on to start.
+    wait_for(4, "the connect timeout and the start", || {
+        let log = n.log();
+        (log.contains(&format!(
+            "Unable to connect to tcp4://127.0.0.5:{port}: connect timed out"
+        )) && n.running())
+        .then_some(())
+    });
+}
