@@ -63,6 +63,7 @@ fn main() -> ExitCode {
     let path = cli
         .config
         .unwrap_or_else(|| PathBuf::from(defaults::CONFIG));
+    let node = cli.node.clone();
     let cfg = match hastmon::ctl::load(&path, cli.node.as_deref()) {
         Ok(cfg) => cfg,
         Err((code, msg)) => {
@@ -81,6 +82,7 @@ fn main() -> ExitCode {
         pidfile: cli
             .pidfile
             .unwrap_or_else(|| PathBuf::from(defaults::PIDFILE)),
+        node,
         user: cli.user.unwrap_or_else(|| defaults::USER.to_string()),
         sandbox_required: !cli.unsandboxed,
     });

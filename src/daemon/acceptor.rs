@@ -19,9 +19,8 @@ use crate::role::resource::ResourceInput;
 use crate::{log_debug, log_error, log_notice, log_warning};
 
 pub struct Acceptor {
+    /// The global friends (each resource's own are in the supervisor).
     friends: Vec<SocketAddr>,
-    /// Per resource: its friends (remotes are in the supervisor).
-    resource_friends: Vec<Vec<SocketAddr>>,
     /// Tokens issued at stage 1, by resource and peer.
     tokens: HashMap<(usize, IpAddr), Token>,
     /// Stage-1 connections waiting for their stage 2.
@@ -32,14 +31,14 @@ impl Acceptor {
     pub fn new(cfg: &Config) -> Acceptor {
         Acceptor {
             friends: cfg.friends.iter().filter_map(peers::resolve).collect(),
-            resource_friends: cfg
-                .resources
-                .iter()
-                .map(|r| r.friends.iter().filter_map(peers::resolve).collect())
-                .collect(),
             tokens: HashMap::new(),
             first: HashMap::new(),
         }
+    }
+
+    /// Takes the global friends of a reloaded configuration.
+    pub fn reconfigure(&mut self, cfg: &Config) {
+        self.friends = cfg.friends.iter().filter_map(peers::resolve).collect();
     }
 
     pub fn descriptors(&self, out: &mut Vec<std::os::fd::RawFd>) {
@@ -77,7 +76,7 @@ impl Acceptor {
             ListenRequest::Handshake2(h) => &h.resource,
             ListenRequest::Control(_) => unreachable!("handled above"),
         };
-        let Some(i) = sup.list.iter().position(|r| &r.cfg.name == resource) else {
+        let Some(i) = sup.find(resource) else {
             log_warning!("Request from {peer} for unknown resource {resource}.");
             return refuse(listen, ctx, id, errmsg::RESOURCE_NOT_CONFIGURED, None);
         };
@@ -87,7 +86,7 @@ impl Acceptor {
             .iter()
             .position(|a| a.is_some_and(|a| peers::same_ip(a.ip(), peer.ip())));
         let friend = peers::listed(&self.friends, peer.ip())
-            || peers::listed(&self.resource_friends[i], peer.ip());
+            || peers::listed(&sup.list[i].friends, peer.ip());
         if remote.is_none() && !friend {
             log_warning!("[{name}] {peer} is neither a remote nor a friend of the resource.");
             return refuse(listen, ctx, id, errmsg::NO_ACCESS, None);
@@ -181,12 +180,9 @@ impl Acceptor {
         local: SocketAddr,
     ) {
         let named: Vec<usize> = if req.resources.first().is_some_and(|n| n == "all") {
-            (0..sup.list.len()).collect()
+            sup.active()
         } else {
-            req.resources
-                .iter()
-                .filter_map(|n| sup.list.iter().position(|r| &r.cfg.name == n))
-                .collect()
+            req.resources.iter().filter_map(|n| sup.find(n)).collect()
         };
         let all_known =
             req.resources.first().is_some_and(|n| n == "all") || named.len() == req.resources.len();

@@ -95,6 +95,11 @@ impl ControlServer {
         self.inbox.expire(poller, id);
     }
 
+    /// Stops watching the socket and its connections.
+    pub fn deregister(&self, poller: &mut Poller) {
+        let _ = poller.deregister(self.listener.as_fd());
+    }
+
     /// Every descriptor this holds, for a forked worker to close.
     pub fn descriptors(&self, out: &mut Vec<RawFd>) {
         out.push(self.listener.as_raw_fd());

@@ -4,12 +4,16 @@
 //! leaves its resource running while the other nodes, no longer hearing
 //! from this one, start it elsewhere.
 //!
-//! The main process tells it over a pipe which resources are primary here
-//! (`primary <i>`, `released <i>`) and says `bye` when it exits cleanly.
-//! End of file without `bye` means the main process died: the guardian
-//! runs `<exec> stop <resource>` for each resource it was told is primary,
-//! one at a time, each bounded by its `hook_timeout`, then exits.
+//! The main process tells it over a pipe, one JSON record a line, which
+//! resources are primary here and how to stop each (`{"i", "primary",
+//! "name", "exec", "hook_timeout_ms"}`; records carry what they need, so a
+//! reload that adds resources or changes `exec` needs nothing else), and
+//! says `{"bye": true}` when it exits cleanly. End of file without `bye`
+//! means the main process died: the guardian runs `<exec> stop
+//! <resource>` for each resource last reported primary, one at a time,
+//! each bounded by its `hook_timeout`, then exits.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -22,18 +26,40 @@ use nix::unistd::{ForkResult, Pid, pipe};
 use crate::config::Resource;
 use crate::{log_error, log_notice, log_warning};
 
+/// One resource as the guardian needs it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    pub i: usize,
+    pub primary: bool,
+    pub name: String,
+    pub exec: String,
+    pub hook_timeout_ms: u64,
+}
+
+impl Record {
+    pub fn of(i: usize, primary: bool, r: &Resource) -> Record {
+        Record {
+            i,
+            primary,
+            name: r.name.clone(),
+            exec: r.exec.clone(),
+            hook_timeout_ms: u64::try_from(r.hook_timeout.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
 /// The main process's end.
 pub struct Guardian {
     pub pid: Pid,
     pipe: std::fs::File,
     /// What the guardian was last told, per resource.
-    told: Vec<bool>,
+    told: BTreeMap<usize, Record>,
 }
 
 impl Guardian {
     /// Forks the guardian. `close` lists the main process's descriptors,
     /// which the guardian must not keep (the pidfile's lock among them).
-    pub fn start(close: &[RawFd], resources: &[Resource]) -> std::io::Result<Guardian> {
+    pub fn start(close: &[RawFd]) -> std::io::Result<Guardian> {
         let (read, write) = pipe()?;
         // Neither end may reach a hook or a worker.
         set_cloexec(&read);
@@ -46,7 +72,7 @@ impl Guardian {
                 Ok(Guardian {
                     pid: child,
                     pipe: write.into(),
-                    told: vec![false; resources.len()],
+                    told: BTreeMap::new(),
                 })
             }
             ForkResult::Child => {
@@ -56,30 +82,32 @@ impl Guardian {
                 unsafe { crate::sys::fd::close_raw(close) };
                 crate::sys::proctitle::set("guardian");
                 crate::sys::log::set_prefix("(guardian) ");
-                let code = watch(read, resources);
+                let code = watch(read);
                 std::process::exit(code)
             }
         }
     }
 
-    /// Tells the guardian which resources are primary now; only changes
-    /// are written.
-    pub fn update(&mut self, primary: impl Iterator<Item = bool>) {
-        for (i, now) in primary.enumerate() {
-            if self.told.get(i).is_some_and(|&was| was != now) {
-                let line = if now { "primary" } else { "released" };
-                if let Err(e) = writeln!(self.pipe, "{line} {i}") {
-                    log_warning!("Unable to update the guardian: {e}.");
-                    return;
-                }
-                self.told[i] = now;
+    /// Tells the guardian about every resource whose record changed.
+    pub fn update(&mut self, records: impl Iterator<Item = Record>) {
+        for r in records {
+            if self.told.get(&r.i) == Some(&r) || (!r.primary && !self.told.contains_key(&r.i)) {
+                continue;
             }
+            let Ok(line) = serde_json::to_string(&r) else {
+                continue;
+            };
+            if let Err(e) = writeln!(self.pipe, "{line}") {
+                log_warning!("Unable to update the guardian: {e}.");
+                return;
+            }
+            self.told.insert(r.i, r);
         }
     }
 
     /// A clean exit: the guardian goes without stopping anything.
     pub fn dismiss(mut self) {
-        let _ = writeln!(self.pipe, "bye");
+        let _ = writeln!(self.pipe, "{{\"bye\":true}}");
     }
 
     pub fn raw_fd(&self) -> RawFd {
@@ -94,25 +122,24 @@ fn set_cloexec(fd: &OwnedFd) {
 
 /// The guardian's life: follow the main process, and stop what it left
 /// running if it dies.
-fn watch(read: OwnedFd, resources: &[Resource]) -> i32 {
-    let mut primary = vec![false; resources.len()];
+fn watch(read: OwnedFd) -> i32 {
+    let mut primary: BTreeMap<usize, Record> = BTreeMap::new();
     for line in BufReader::new(std::fs::File::from(read)).lines() {
         let Ok(line) = line else { break };
-        let mut words = line.split_whitespace();
-        let (Some(what), i) = (
-            words.next(),
-            words.next().and_then(|n| n.parse::<usize>().ok()),
-        ) else {
-            continue;
-        };
-        match (what, i) {
-            ("bye", _) => return 0,
-            ("primary", Some(i)) if i < primary.len() => primary[i] = true,
-            ("released", Some(i)) if i < primary.len() => primary[i] = false,
-            _ => {}
+        if line.contains("\"bye\"") {
+            return 0;
+        }
+        match serde_json::from_str::<Record>(&line) {
+            Ok(r) if r.primary => {
+                primary.insert(r.i, r);
+            }
+            Ok(r) => {
+                primary.remove(&r.i);
+            }
+            Err(e) => log_warning!("Ignoring a malformed record from the main process: {e}."),
         }
     }
-    for (r, _) in resources.iter().zip(&primary).filter(|(_, p)| **p) {
+    for r in primary.values() {
         log_error!(
             "[{}] The main process died while primary; stopping the resource.",
             r.name
@@ -125,7 +152,7 @@ fn watch(read: OwnedFd, resources: &[Resource]) -> i32 {
 /// Runs `<exec> stop <resource>` and waits for it, bounded by the
 /// resource's `hook_timeout` (then SIGTERM and, 5 s later, SIGKILL to its
 /// process group).
-fn stop(r: &Resource) {
+fn stop(r: &Record) {
     let argv0 = std::path::Path::new(&r.exec)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -144,6 +171,7 @@ fn stop(r: &Resource) {
         }
     };
     let pid = Pid::from_raw(child.id() as i32);
+    let limit = Duration::from_millis(r.hook_timeout_ms);
     let started = Instant::now();
     let mut signal = None;
     loop {
@@ -160,8 +188,8 @@ fn stop(r: &Resource) {
         }
         let past = started.elapsed();
         let next = match signal {
-            None if past >= r.hook_timeout => Some(Signal::SIGTERM),
-            Some(Signal::SIGTERM) if past >= r.hook_timeout + Duration::from_secs(5) => {
+            None if past >= limit => Some(Signal::SIGTERM),
+            Some(Signal::SIGTERM) if past >= limit + Duration::from_secs(5) => {
                 Some(Signal::SIGKILL)
             }
             _ => None,

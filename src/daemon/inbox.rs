@@ -161,6 +161,13 @@ impl<S: Stream> Inbox<S> {
         }
     }
 
+    pub fn close_all(&mut self, poller: &mut Poller) {
+        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.close(poller, id);
+        }
+    }
+
     pub fn close(&mut self, poller: &mut Poller, id: u64) {
         drop(self.take(poller, id));
     }

@@ -40,6 +40,17 @@ impl ListenServer {
         poller.register(self.listener.as_fd(), LISTENER, Interest::Read)
     }
 
+    pub fn set_known(&mut self, known: Vec<IpAddr>) {
+        self.known = known;
+    }
+
+    /// Stops watching the socket and its connections (before it is
+    /// replaced by a reload).
+    pub fn deregister(&mut self, poller: &mut Poller) {
+        let _ = poller.deregister(self.listener.as_fd());
+        self.inbox.close_all(poller);
+    }
+
     pub fn accept(&mut self, poller: &mut Poller) {
         loop {
             match self.listener.accept() {

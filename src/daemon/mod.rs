@@ -9,6 +9,7 @@ mod inbox;
 mod listen;
 mod outbound;
 mod peers;
+mod reload;
 mod requests;
 mod supervisor;
 mod workers;
@@ -42,6 +43,8 @@ pub struct Options {
     pub foreground: bool,
     pub debug: u8,
     pub pidfile: PathBuf,
+    /// The node name given with -n, kept for reloads.
+    pub node: Option<String>,
     /// The user workers run as (when the daemon is root).
     pub user: String,
     /// Refuse to run workers that cannot enter the sandbox.
@@ -174,7 +177,7 @@ fn serve(
     let mut close: Vec<RawFd> = pid_fd.into_iter().collect();
     control.descriptors(&mut close);
     listen.descriptors(&mut close);
-    let mut guardian = Guardian::start(&close, &opts.config.resources)?;
+    let mut guardian = Guardian::start(&close)?;
     let guardian_fd = guardian.raw_fd();
     // Made after daemonizing: a kqueue does not survive fork.
     let mut poller = Poller::new()?;
@@ -183,6 +186,7 @@ fn serve(
     control.register(&mut poller)?;
     listen.register(&mut poller)?;
     let mut control = Some(control);
+    let mut current = opts.config.clone();
     let mut sup = Supervisor::new(&opts.config, opts.debug, opts.foreground, sandbox);
     let mut acceptor = Acceptor::new(&opts.config);
     let outside = |control: &Option<ControlServer>, listen: &ListenServer, acceptor: &Acceptor| {
@@ -201,7 +205,12 @@ fn serve(
     let mut shutdown: Option<Instant> = None;
     let mut events = Vec::new();
     loop {
-        guardian.update(sup.list.iter().map(|r| r.machine.role() == Role::Primary));
+        guardian.update(
+            sup.list
+                .iter()
+                .enumerate()
+                .map(|(i, r)| guardian::Record::of(i, r.machine.role() == Role::Primary, &r.cfg)),
+        );
         if let Some(deadline) = shutdown {
             if sup.quiet() {
                 guardian.dismiss();
@@ -237,9 +246,30 @@ fn serve(
                         Some(Instant::now() + sup.longest_hook_timeout() * 2 + SHUTDOWN_MARGIN);
                 }
                 Event::Signal(Signal::SIGHUP) => {
-                    log_warning!(
-                        "Configuration reload is not supported by this version; SIGHUP ignored."
+                    if shutdown.is_some() {
+                        continue;
+                    }
+                    let reloaded = reload::reload(
+                        opts,
+                        &mut current,
+                        &mut control,
+                        &mut listen,
+                        &mut acceptor,
+                        ctx.poller,
                     );
+                    if let Some(new) = reloaded {
+                        // Forks from here on close the new sockets too.
+                        ctx.outside = outside(&control, &listen, &acceptor);
+                        let said = sup.reconfigure(&mut ctx, &new);
+                        for line in &said {
+                            log_notice!("{line}");
+                        }
+                        if said.is_empty() && new == current {
+                            log_notice!("Configuration unchanged.");
+                        }
+                        current = new;
+                        log_notice!("Configuration reloaded successfully.");
+                    }
                 }
                 Event::Readable(control::LISTENER) => {
                     if let Some(c) = control.as_mut() {

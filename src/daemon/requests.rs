@@ -21,20 +21,14 @@ impl Requests<'_> {
         if names.first().is_some_and(|n| n == "all") {
             return self
                 .sup
-                .list
-                .iter()
-                .enumerate()
-                .map(|(i, r)| (r.cfg.name.clone(), Some(i)))
+                .active()
+                .into_iter()
+                .map(|i| (self.sup.list[i].cfg.name.clone(), Some(i)))
                 .collect();
         }
         names
             .iter()
-            .map(|n| {
-                (
-                    n.clone(),
-                    self.sup.list.iter().position(|r| &r.cfg.name == n),
-                )
-            })
+            .map(|n| (n.clone(), self.sup.find(n)))
             .collect()
     }
 

@@ -64,12 +64,32 @@ pub struct ResourceState {
     held: VecDeque<ResourceAction>,
     /// Resolved remote addresses, in configuration order.
     pub remotes: Vec<Option<SocketAddr>>,
+    /// Resolved friends of this resource (the global ones are the
+    /// acceptor's).
+    pub friends: Vec<SocketAddr>,
+    /// Removed from the configuration by a reload. The entry stays (hooks,
+    /// timers and workers refer to resources by position) but answers to
+    /// nobody, and comes back if the resource does.
+    pub retired: bool,
     /// A handshake's two connections and the remote they came from, for
     /// the secondary worker about to start.
     handoff: Option<(usize, TcpStream, TcpStream)>,
 }
 
 impl ResourceState {
+    fn new(r: &Resource) -> ResourceState {
+        ResourceState {
+            machine: ResourceMachine::new(ResourceConfig::from_resource(r), Time(0)),
+            remotes: r.remote.iter().map(peers::resolve).collect(),
+            friends: r.friends.iter().filter_map(peers::resolve).collect(),
+            retired: false,
+            cfg: r.clone(),
+            workers: Vec::new(),
+            held: VecDeque::new(),
+            handoff: None,
+        }
+    }
+
     pub fn worker(&self) -> Option<&Worker> {
         self.workers.iter().find(|w| !w.leaving)
     }
@@ -100,18 +120,7 @@ impl Supervisor {
     ) -> Supervisor {
         let clock = Instant::now();
         Supervisor {
-            list: cfg
-                .resources
-                .iter()
-                .map(|r| ResourceState {
-                    machine: ResourceMachine::new(ResourceConfig::from_resource(r), Time(0)),
-                    remotes: r.remote.iter().map(peers::resolve).collect(),
-                    cfg: r.clone(),
-                    workers: Vec::new(),
-                    held: VecDeque::new(),
-                    handoff: None,
-                })
-                .collect(),
+            list: cfg.resources.iter().map(ResourceState::new).collect(),
             hooks: Hooks::new(),
             outbound: Outbound::new(),
             next_token: WORKER_BASE,
@@ -124,6 +133,80 @@ impl Supervisor {
                 .map(|a| a.ip())
                 .filter(|ip| !ip.is_unspecified()),
         }
+    }
+
+    /// The position of a configured resource.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.list
+            .iter()
+            .position(|r| !r.retired && r.cfg.name == name)
+    }
+
+    /// The positions of the configured resources, in configuration order.
+    pub fn active(&self) -> Vec<usize> {
+        (0..self.list.len())
+            .filter(|&i| !self.list[i].retired)
+            .collect()
+    }
+
+    /// Takes a reloaded configuration: resources that went away are set
+    /// to init and retired, new ones start as `role_on_start` says, and
+    /// changed ones take their new settings, with a new worker when the
+    /// worker's own settings changed (the resource is left running).
+    /// Unchanged resources are not touched. Returns what changed, a line
+    /// each.
+    pub fn reconfigure(&mut self, ctx: &mut Ctx<'_>, cfg: &Config) -> Vec<String> {
+        let mut said = Vec::new();
+        for i in self.active() {
+            if !cfg
+                .resources
+                .iter()
+                .any(|r| r.name == self.list[i].cfg.name)
+            {
+                said.push(format!("Resource {} removed.", self.list[i].cfg.name));
+                self.input(ctx, i, ResourceInput::SetRole(Role::Init));
+                self.list[i].retired = true;
+            }
+        }
+        for r in &cfg.resources {
+            let Some(i) = self.list.iter().position(|s| s.cfg.name == r.name) else {
+                said.push(format!("Resource {} added.", r.name));
+                self.list.push(ResourceState::new(r));
+                let i = self.list.len() - 1;
+                self.input(ctx, i, ResourceInput::Start);
+                continue;
+            };
+            let s = &mut self.list[i];
+            let revived = std::mem::take(&mut s.retired);
+            if !revived && s.cfg == *r {
+                continue;
+            }
+            let changes = super::reload::differences(&s.cfg, r);
+            let restart = !revived && super::reload::worker_must_restart(&s.cfg, r);
+            said.push(if revived {
+                format!("Resource {} added back.", r.name)
+            } else {
+                format!(
+                    "Resource {}: {}{}.",
+                    r.name,
+                    changes.join(", "),
+                    if restart { "; its worker restarts" } else { "" }
+                )
+            });
+            s.cfg = r.clone();
+            s.remotes = r.remote.iter().map(peers::resolve).collect();
+            s.friends = r.friends.iter().filter_map(peers::resolve).collect();
+            let input = ResourceInput::Reconfigure {
+                cfg: ResourceConfig::from_resource(r),
+                restart_worker: restart,
+            };
+            self.input(ctx, i, input);
+            // Back from retirement: as a new resource, from `role_on_start`.
+            if revived && r.role_on_start != Role::Init {
+                self.input(ctx, i, ResourceInput::SetRole(r.role_on_start));
+            }
+        }
+        said
     }
 
     pub fn now(&self) -> Time {

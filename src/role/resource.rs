@@ -92,6 +92,13 @@ pub enum ResourceInput {
     Handshake2 { peer: String },
     /// A worker exited.
     WorkerExited { id: WorkerId, exit: WorkerExit },
+    /// New settings from a configuration reload. With `restart_worker`,
+    /// a primary's or watchdog's worker is replaced by one with the new
+    /// settings; the resource is left as it is (no hook, no role change).
+    Reconfigure {
+        cfg: ResourceConfig,
+        restart_worker: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -239,8 +246,36 @@ impl ResourceMachine {
             } => self.handshake1(peer, own, priority, &mut out),
             ResourceInput::Handshake2 { peer } => self.handshake2(&peer, &mut out),
             ResourceInput::WorkerExited { id, exit } => self.worker_exited(now, id, exit, &mut out),
+            ResourceInput::Reconfigure {
+                cfg,
+                restart_worker,
+            } => self.reconfigure(cfg, restart_worker, &mut out),
         }
         out
+    }
+
+    fn reconfigure(
+        &mut self,
+        cfg: ResourceConfig,
+        restart_worker: bool,
+        out: &mut Vec<ResourceAction>,
+    ) {
+        self.cfg = cfg;
+        if !restart_worker || !matches!(self.role, Role::Primary | Role::Watchdog) {
+            return;
+        }
+        if let Some(id) = self.worker.take() {
+            log(
+                out,
+                Level::Notice,
+                "Restarting the worker with the new settings.",
+            );
+            out.push(ResourceAction::StopWorker {
+                id,
+                stop_resource: false,
+            });
+            self.spawn(self.role, out);
+        }
     }
 
     fn start(&mut self, out: &mut Vec<ResourceAction>) {

@@ -1,7 +1,7 @@
 //! The harness of the tests that start real daemons: a node in a
 //! temporary directory with its own config, control socket, pidfile, log,
 //! and a hook script that records every call in `hooks.log` and keeps the
-//! "resource" as a file (`running`).
+//! "resource" as a file (`running-<resource>`).
 #![allow(dead_code)]
 
 pub mod cluster;
@@ -30,13 +30,13 @@ status)
 		echo "$$ $!" > "$dir/status.pids"
 		wait
 	fi
-	[ -f "$dir/running" ] && exit 0
+	[ -f "$dir/running-$2" ] && exit 0
 	exit 1;;
 start)
 	[ -f "$dir/start-fails" ] && exit 1
-	touch "$dir/running";;
+	touch "$dir/running-$2";;
 stop)
-	rm -f "$dir/running";;
+	rm -f "$dir/running-$2";;
 esac
 exit 0
 "#;
@@ -45,6 +45,9 @@ pub struct Node {
     pub dir: PathBuf,
     pub name: String,
     child: Option<Child>,
+    /// The listen line added to configurations that name none, kept so
+    /// that a rewritten file listens where the first one did.
+    listen: String,
 }
 
 /// Polls `f` every 20 ms until it gives `Some`, or panics after `secs`.
@@ -71,21 +74,34 @@ impl Node {
         std::fs::write(&hook, HOOK).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let conf = conf
-            .replace("{dir}", &dir.display().to_string())
-            .replace("{hook}", &hook.display().to_string());
-        let conf = if conf.contains("listen ") {
-            conf
-        } else {
-            format!("listen tcp4://127.0.0.1:{}\n{conf}", free_port())
-        };
-        let conf = format!("control uds://{}/ctl\n{conf}", dir.display());
-        std::fs::write(dir.join("hastmon.conf"), conf).unwrap();
-        Node {
+        let node = Node {
             dir,
             name: name.to_string(),
             child: None,
-        }
+            listen: format!("listen tcp4://127.0.0.1:{}\n", free_port()),
+        };
+        node.rewrite(conf);
+        node
+    }
+
+    /// Writes a new configuration file (for a reload), with the same
+    /// `{dir}` and `{hook}` substitutions and the same control and listen
+    /// addresses unless it names its own.
+    pub fn rewrite(&self, conf: &str) {
+        let conf = conf
+            .replace("{dir}", &self.dir.display().to_string())
+            .replace("{hook}", &self.dir.join("hook.sh").display().to_string());
+        let conf = if conf.contains("listen ") {
+            conf
+        } else {
+            format!("{}{conf}", self.listen)
+        };
+        let conf = if conf.contains("control ") {
+            conf
+        } else {
+            format!("control uds://{}/ctl\n{conf}", self.dir.display())
+        };
+        std::fs::write(self.dir.join("hastmon.conf"), conf).unwrap();
     }
 
     pub fn touch(&self, file: &str) {
@@ -153,8 +169,13 @@ impl Node {
         std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
     }
 
+    /// Whether resource `www` runs here.
     pub fn running(&self) -> bool {
-        self.dir.join("running").exists()
+        self.runs("www")
+    }
+
+    pub fn runs(&self, resource: &str) -> bool {
+        self.dir.join(format!("running-{resource}")).exists()
     }
 
     /// Waits until the hook log has `n` lines, and returns them.

@@ -401,3 +401,46 @@ fn q16_a_serving_secondary_refuses_a_weaker_newcomer_and_follows_a_stronger_one(
     run(&mut m, 8, hs2("10.0.0.0"));
     assert_eq!(m.serving(), Some("10.0.0.0"));
 }
+
+#[test]
+fn a_reload_replaces_a_primarys_worker_without_hooks_or_a_role_change() {
+    let mut m = machine(Role::Primary);
+    run(&mut m, 0, ResourceInput::Start);
+    let cfg = ResourceConfig {
+        role_on_start: Role::Primary,
+        priority: 9,
+        complaint_count: 5,
+        complaint_interval: Duration::from_secs(30),
+    };
+    assert_eq!(
+        run(
+            &mut m,
+            10,
+            ResourceInput::Reconfigure {
+                cfg: cfg.clone(),
+                restart_worker: true
+            }
+        ),
+        [
+            ResourceAction::StopWorker {
+                id: WorkerId(1),
+                stop_resource: false
+            },
+            spawn(2, Role::Primary)
+        ]
+    );
+    assert_eq!(m.role(), Role::Primary);
+    // Without a worker change, only the settings move.
+    assert!(
+        run(
+            &mut m,
+            20,
+            ResourceInput::Reconfigure {
+                cfg,
+                restart_worker: false
+            }
+        )
+        .is_empty()
+    );
+    assert_eq!(m.worker(), Some(WorkerId(2)));
+}
