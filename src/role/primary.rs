@@ -430,20 +430,18 @@ impl Primary {
                 self.local = State::Starting;
                 out.push(Action::RunHook(HookEvent::Start));
             }
-            (Some(i), local) => {
-                log(
-                    out,
-                    Level::Error,
-                    format!(
-                        "Resource on secondary {} is not STOPPED.",
-                        self.cfg.remotes[i].addr
-                    ),
-                );
-                if local == State::Run {
-                    self.local = State::Stopping;
-                    out.push(Action::RunHook(HookEvent::Stop));
-                }
-            }
+            // A secondary's worker stops whatever runs there, so the
+            // primary keeps its own copy (0.3.4 stopped it too, for an
+            // outage until the next round: Q18) and only holds back a
+            // start until the secondary has stopped.
+            (Some(i), _) => log(
+                out,
+                Level::Error,
+                format!(
+                    "Resource on secondary {} is not STOPPED.",
+                    self.cfg.remotes[i].addr
+                ),
+            ),
         }
     }
 

@@ -156,7 +156,7 @@ fn first_cycle_waits_for_the_first_connection_attempts() {
 }
 
 #[test]
-fn q01_a_round_with_one_remote_is_evaluated_and_never_joins_a_running_remote() {
+fn q01_q18_a_round_with_one_remote_is_evaluated_and_never_joins_or_abandons_a_running_remote() {
     let mut p = Primary::new(cfg(&[("tcp4://b", true)]), Time(0));
     p.handle(Time(0), Input::Start);
     p.handle(Time(1), Input::Connected { remote: 0 });
@@ -172,7 +172,8 @@ fn q01_a_round_with_one_remote_is_evaluated_and_never_joins_a_running_remote() {
     );
     assert!(hooks(&status(&mut p, Time(3), 1)).is_empty());
     assert_eq!(p.report().attempts, 0);
-    // If both run it, the primary stops its own copy.
+    // If both run it, the primary keeps its copy: the secondary's worker
+    // stops the other one (Q18).
     p.handle(Time(10_000), Input::Tick);
     p.handle(
         Time(10_002),
@@ -184,7 +185,19 @@ fn q01_a_round_with_one_remote_is_evaluated_and_never_joins_a_running_remote() {
             },
         },
     );
-    assert_eq!(hooks(&status(&mut p, Time(10_003), 0)), [HookEvent::Stop]);
+    let a = status(&mut p, Time(10_003), 0);
+    assert!(hooks(&a).is_empty(), "{a:?}");
+    assert!(
+        matches!(
+            &a[..],
+            [Action::Log {
+                level: Level::Error,
+                ..
+            }]
+        ),
+        "{a:?}"
+    );
+    assert_eq!(p.report().state, State::Run);
 }
 
 #[test]
