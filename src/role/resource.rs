@@ -133,6 +133,19 @@ pub enum ResourceAction {
     },
 }
 
+/// A role change as `hastmonctl status -j` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleChange {
+    pub at: Time,
+    pub from: Role,
+    pub to: Role,
+    pub cause: String,
+}
+
+/// Causes of changes no machine rule made.
+pub const CAUSE_START: &str = "Daemon started (role_on_start)";
+pub const CAUSE_REQUEST: &str = "Role requested";
+
 /// The primary a secondary serves, or one that asked to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Candidate {
@@ -160,10 +173,13 @@ pub struct ResourceMachine {
     serving: Option<Candidate>,
     /// Stage-1 handshakes waiting for their stage 2, by peer.
     pending: Vec<Candidate>,
+    /// The time of the input being handled, for `last_change`.
+    now: Time,
+    last_change: Option<RoleChange>,
 }
 
 impl ResourceMachine {
-    pub fn new(cfg: ResourceConfig, _now: Time) -> ResourceMachine {
+    pub fn new(cfg: ResourceConfig, now: Time) -> ResourceMachine {
         ResourceMachine {
             cfg,
             role: Role::Init,
@@ -174,6 +190,8 @@ impl ResourceMachine {
             complaints: VecDeque::new(),
             serving: None,
             pending: Vec::new(),
+            now,
+            last_change: None,
         }
     }
 
@@ -187,6 +205,21 @@ impl ResourceMachine {
 
     pub fn worker(&self) -> Option<WorkerId> {
         self.worker
+    }
+
+    /// The last role change, `None` while the role is the one it started
+    /// with.
+    pub fn last_change(&self) -> Option<&RoleChange> {
+        self.last_change.as_ref()
+    }
+
+    /// The arrival times of the complaints `complaints()` counts, oldest
+    /// first.
+    pub fn complaint_times(&self, now: Time) -> impl Iterator<Item = Time> + '_ {
+        self.complaints
+            .iter()
+            .copied()
+            .filter(move |&t| now.since(t) <= self.cfg.complaint_interval)
     }
 
     /// Complaints younger than `complaint_interval` (at most that old).
@@ -208,6 +241,7 @@ impl ResourceMachine {
 
     pub fn handle(&mut self, now: Time, input: ResourceInput) -> Vec<ResourceAction> {
         let mut out = Vec::new();
+        self.now = now;
         match input {
             ResourceInput::Start => self.start(&mut out),
             ResourceInput::Tick => {
@@ -243,6 +277,7 @@ impl ResourceMachine {
             return;
         }
         self.role = role;
+        self.record_change(Role::Init, CAUSE_START);
         self.spawn_for_role(out);
         out.push(ResourceAction::RunRoleHook {
             old: Role::Init,
@@ -257,8 +292,12 @@ impl ResourceMachine {
             return;
         }
         let old = self.role;
-        log(out, Level::Notice, format!("Role changed to {role}."));
-        self.change_role(role, true, out);
+        log(
+            out,
+            Level::Notice,
+            format!("Role changed from {old} to {role} on request."),
+        );
+        self.change_role(role, CAUSE_REQUEST, true, out);
         out.push(ResourceAction::RunRoleHook {
             old,
             new: role,
@@ -274,7 +313,7 @@ impl ResourceMachine {
             Level::Warning,
             format!("{cause}; changing resource role from {old} to {role}."),
         );
-        self.change_role(role, true, out);
+        self.change_role(role, cause, true, out);
         out.push(ResourceAction::RunRoleHook {
             old,
             new: role,
@@ -284,7 +323,13 @@ impl ResourceMachine {
 
     /// Lets the current worker go (if any), switches roles and starts the
     /// new role's worker.
-    fn change_role(&mut self, role: Role, stop_resource: bool, out: &mut Vec<ResourceAction>) {
+    fn change_role(
+        &mut self,
+        role: Role,
+        cause: &str,
+        stop_resource: bool,
+        out: &mut Vec<ResourceAction>,
+    ) {
         if let Some(id) = self.worker.take() {
             out.push(ResourceAction::StopWorker { id, stop_resource });
         }
@@ -293,7 +338,17 @@ impl ResourceMachine {
         self.complaints.clear();
         self.previous = self.role;
         self.role = role;
+        self.record_change(self.previous, cause);
         self.spawn_for_role(out);
+    }
+
+    fn record_change(&mut self, from: Role, cause: &str) {
+        self.last_change = Some(RoleChange {
+            at: self.now,
+            from,
+            to: self.role,
+            cause: cause.to_string(),
+        });
     }
 
     /// Primaries and watchdogs always have a worker; a secondary gets one
