@@ -473,7 +473,10 @@ impl Supervisor {
                 let args = vec![hook_word(event).to_string(), self.list[i].cfg.name.clone()];
                 self.hook(ctx.poller, i, args, Some((token, event)));
             }
-            ToMain::Report(report) => self.list[i].workers[w].report = Some(report),
+            // The report's times are the worker's; kept on our clock.
+            ToMain::Report { report, at } => {
+                self.list[i].workers[w].report = Some(report.rebase(at, self.now()));
+            }
             ToMain::Connect { remote } => {
                 let priority = i32::try_from(self.list[i].cfg.priority).unwrap_or(i32::MAX);
                 match remote_req(self, remote, Purpose::Handshake { priority }) {

@@ -381,7 +381,10 @@ impl Worker {
     fn report(&mut self) {
         let report = self.machine.report();
         if self.last_report.as_ref() != Some(&report) {
-            self.send(&ToMain::Report(report.clone()));
+            self.send(&ToMain::Report {
+                report: report.clone(),
+                at: self.now(),
+            });
             self.last_report = Some(report);
         }
     }

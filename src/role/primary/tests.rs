@@ -151,6 +151,7 @@ fn first_cycle_waits_for_the_first_connection_attempts() {
             RemoteReport::Link { connected: false }
         ]
     );
+    assert_eq!(p.report().seen, [Some(Time(100)), None]);
 }
 
 #[test]
@@ -170,6 +171,7 @@ fn a_remote_running_the_resource_is_never_joined_by_a_start() {
     );
     assert!(hooks(&status(&mut p, Time(3), 1)).is_empty());
     assert_eq!(p.report().attempts, 0);
+    assert_eq!(p.report().seen, [Some(Time(2))], "a reply is contact");
     // If both run it, the primary stops its own copy.
     p.handle(Time(10_000), Input::Tick);
     p.handle(
