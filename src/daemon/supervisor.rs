@@ -387,6 +387,11 @@ impl Supervisor {
         }
     }
 
+    /// The last run of each hook event of resource `i`, for `status -j`.
+    pub fn hook_runs(&self, i: usize) -> impl Iterator<Item = (&str, &hooks::LastRun)> {
+        self.hooks.last_runs(&self.list[i].cfg.name)
+    }
+
     pub fn longest_hook_timeout(&self) -> Duration {
         self.list
             .iter()
