@@ -16,7 +16,7 @@ use crate::proto::msg::{
     ControlCmd, ControlRequest, Handshake1Reply, ListenRequest, Refusal, Token, errmsg,
 };
 use crate::role::resource::ResourceInput;
-use crate::{log_debug, log_error, log_notice, log_warning};
+use crate::{log_debug, log_error, log_limited, log_notice, log_warning};
 
 pub struct Acceptor {
     friends: Vec<SocketAddr>,
@@ -78,7 +78,10 @@ impl Acceptor {
             ListenRequest::Control(_) => unreachable!("handled above"),
         };
         let Some(i) = sup.list.iter().position(|r| &r.cfg.name == resource) else {
-            log_warning!("Request from {peer} for unknown resource {resource}.");
+            log_limited!(
+                Warning,
+                "Request from {peer} for unknown resource {resource}."
+            );
             return refuse(listen, ctx, id, errmsg::RESOURCE_NOT_CONFIGURED, None);
         };
         let name = sup.list[i].cfg.name.clone();
@@ -89,11 +92,14 @@ impl Acceptor {
         let friend = peers::listed(&self.friends, peer.ip())
             || peers::listed(&self.resource_friends[i], peer.ip());
         if remote.is_none() && !friend {
-            log_warning!("[{name}] {peer} is neither a remote nor a friend of the resource.");
+            log_limited!(
+                Warning,
+                "[{name}] {peer} is neither a remote nor a friend of the resource."
+            );
             return refuse(listen, ctx, id, errmsg::NO_ACCESS, None);
         }
         if let Err(e) = peers::authenticate(&nv, sup.list[i].cfg.key.as_ref(), peer, local) {
-            log_warning!("[{name}] Authentication of {peer} failed: {e}");
+            log_limited!(Warning, "[{name}] Authentication of {peer} failed: {e}");
             return refuse(listen, ctx, id, errmsg::NO_ACCESS, None);
         }
         match request {
@@ -104,7 +110,8 @@ impl Acceptor {
             }
             // Only a remote may become our primary: friends may watch.
             _ if remote.is_none() => {
-                log_warning!(
+                log_limited!(
+                    Warning,
                     "[{name}] Handshake from {peer}, which is not a remote of the resource."
                 );
                 refuse(listen, ctx, id, errmsg::NO_ACCESS, None);
@@ -142,7 +149,7 @@ impl Acceptor {
             ListenRequest::Handshake2(h) => {
                 let key = (i, peer.ip().to_canonical());
                 if self.tokens.get(&key) != Some(&h.token) {
-                    log_warning!("[{name}] Token from {peer} does not match.");
+                    log_limited!(Warning, "[{name}] Token from {peer} does not match.");
                     return refuse(listen, ctx, id, errmsg::TOKEN_MISMATCH, None);
                 }
                 self.tokens.remove(&key);
@@ -195,11 +202,17 @@ impl Acceptor {
                 peers::authenticate(nv, sup.list[i].cfg.key.as_ref(), peer, local).is_ok()
             });
         if !authenticated {
-            log_warning!("Control request from {peer} failed authentication.");
+            log_limited!(
+                Warning,
+                "Control request from {peer} failed authentication."
+            );
             return listen.inbox.close(ctx.poller, id);
         }
         if req.cmd != ControlCmd::Status && named.iter().any(|&i| sup.list[i].cfg.key.is_none()) {
-            log_warning!("Refusing a role change from {peer}: over the network it needs a key.");
+            log_limited!(
+                Warning,
+                "Refusing a role change from {peer}: over the network it needs a key."
+            );
             return listen.inbox.close(ctx.poller, id);
         }
         let reply = Requests { sup: &mut *sup }.handle(ctx, nv);

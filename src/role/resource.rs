@@ -272,7 +272,11 @@ impl ResourceMachine {
 
     fn start(&mut self, out: &mut Vec<ResourceAction>) {
         let role = self.cfg.role_on_start;
-        log(out, Level::Notice, format!("Role set to {role}."));
+        log(
+            out,
+            Level::Notice,
+            format!("Role set to {role} (role_on_start)."),
+        );
         if role == Role::Init {
             return;
         }
