@@ -207,8 +207,8 @@ impl ResourceMachine {
         self.worker
     }
 
-    /// The last role change, `None` while the role is the one it started
-    /// with.
+    /// The last role change, the one to `role_on_start` included; `None`
+    /// while the resource has stayed init.
     pub fn last_change(&self) -> Option<&RoleChange> {
         self.last_change.as_ref()
     }
