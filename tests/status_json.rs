@@ -221,7 +221,8 @@ fn a_resource_not_healthy_in_its_role_exits_2() {
     let complaining = wait_for(20, "the watchdog to complain", || {
         let (code, v) = json(w, &["www"]);
         let r = v["resources"][0].clone();
-        (r["state"] == "unknown" && r["worker_pid"].is_i64()).then_some((code, r))
+        let sent = r["complaints"]["count"].as_u64()?;
+        (r["state"] == "unknown" && r["worker_pid"].is_i64() && sent > 0).then_some((code, r))
     });
     assert_eq!(complaining.0, 2);
     assert_eq!(complaining.1["healthy"], false);
