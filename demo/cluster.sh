@@ -56,7 +56,8 @@ CONF
 done
 
 ctl() { n=$1; shift; "$bin/hastmonctl" "$@" -n "$n" -c "$dir/$n/hastmon.conf"; }
-show() { for n in "$@"; do printf '\n[%s]$ hastmonctl status\n' "$n"; ctl "$n" status; done; }
+# Exit status 2 (a resource not yet healthy in its role) is shown, not fatal.
+show() { for n in "$@"; do printf '\n[%s]$ hastmonctl status\n' "$n"; ctl "$n" status || [ $? -eq 2 ]; done; }
 waitfor() { # seconds, what, test command...
 	t=$(($1 * 20)); what=$2; shift 2
 	while ! "$@" 2>/dev/null; do

@@ -87,6 +87,10 @@ fn usage_errors_exit_64() {
         &["role", "boss", "all"],
         &["dump", "--nope"],
         &["status", "-h"],
+        &["status", "--libxo", "xml"],
+        &["status", "--libxo=json,html"],
+        &["status", "--libxo"],
+        &["role", "-j", "init", "all"],
     ] {
         let (code, out, err) = run(hastmonctl().args(args));
         assert_eq!(code, 64, "{args:?}: {err}");

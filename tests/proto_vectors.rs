@@ -341,8 +341,24 @@ fn typed_constructors_match_captures() {
         role: Some(Role::Primary),
         resources: vec!["r1".into()],
         auth: None,
+        extended: false,
     };
     check("ctl_role_primary_r1_request", req.to_nv());
+    // A plain status request is 0.3.4's; only `status -j` adds `extended`.
+    let mut req = ControlRequest {
+        cmd: ControlCmd::Status,
+        role: None,
+        resources: vec!["all".into()],
+        auth: None,
+        extended: false,
+    };
+    let plain = req.to_nv();
+    check("ctl_status_all_request", plain.clone());
+    req.extended = true;
+    let extended = req.to_nv();
+    assert_eq!(extended.get_u8("extended"), Some(1));
+    assert_eq!(extended.len(), plain.len() + 1);
+    assert_eq!(ControlRequest::from_nv(&extended).unwrap(), req);
     let remote = |addr: &str, state: &str, role: &str| RemoteStatus {
         addr: addr.into(),
         state: Some(state.into()),

@@ -164,8 +164,11 @@ fn a_new_control_socket_replaces_the_old_one() {
         "{}",
         n.log()
     );
-    // hastmonctl reads the same file, so it finds the new socket.
-    assert_eq!(n.ctl(&["status", "web"]).0, 0);
+    // hastmonctl reads the same file, so it finds the new socket, and
+    // the resource is healthy once its start is confirmed.
+    wait_for(10, "a healthy status over the new socket", || {
+        (n.ctl(&["status", "web"]).0 == 0).then_some(())
+    });
 }
 
 #[test]

@@ -5,12 +5,12 @@ use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand};
 use hastmon::config::defaults;
-use hastmon::ctl::{self, DumpFormat};
+use hastmon::ctl::{self, DumpFormat, StatusFormat};
 use hastmon::exit;
 use hastmon::types::Role;
 
 const USAGE: &str = "       hastmonctl role [-d] [-c config] [-n node] <init | primary | secondary | watchdog> all | name ...
-       hastmonctl status [-d] [-c config] [-n node] [all | name ...]
+       hastmonctl status [-d] [-c config] [-n node] [-j | --libxo json] [all | name ...]
        hastmonctl dump [-d] [-c config] [-n node] [--toml | --json] [all | name ...]
 ";
 
@@ -50,7 +50,15 @@ enum Cmd {
     },
     /// Show the status of resources.
     #[command(disable_help_flag = true)]
-    Status { names: Vec<String> },
+    Status {
+        /// JSON instead of text.
+        #[arg(short = 'j')]
+        json: bool,
+        /// libxo's spelling of the output form (`json`, `json,pretty`).
+        #[arg(long, value_name = "style", value_parser = StatusFormat::from_libxo)]
+        libxo: Option<StatusFormat>,
+        names: Vec<String>,
+    },
     /// Print the settings this node resolves from the configuration.
     #[command(disable_help_flag = true)]
     Dump {
@@ -111,7 +119,14 @@ fn main() -> ExitCode {
             ctl::dump(&cfg, &names, format, &mut std::io::stdout().lock())
         }
         Cmd::Role { role, names } => ctl::role(&cfg, role, names, cli.debug),
-        Cmd::Status { names } => ctl::status(&cfg, names),
+        Cmd::Status { json, libxo, names } => {
+            let format = match (libxo, json) {
+                (Some(f @ StatusFormat::Json { .. }), _) => f,
+                (_, true) => StatusFormat::Json { pretty: false },
+                (_, false) => StatusFormat::Text,
+            };
+            ctl::status(&cfg, names, format)
+        }
     };
     ExitCode::from(code as u8)
 }

@@ -1,6 +1,8 @@
 //! What `hastmonctl` does once its command line is read.
 
 pub mod client;
+pub mod health;
+pub mod json;
 pub mod status;
 
 use std::io::Write;
@@ -17,6 +19,36 @@ pub enum DumpFormat {
     Conf,
     Toml,
     Json,
+}
+
+/// Output form of `hastmonctl status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusFormat {
+    Text,
+    Json { pretty: bool },
+}
+
+impl StatusFormat {
+    /// Reads a `--libxo` argument, FreeBSD's convention for machine
+    /// readable output: comma-separated words, of which `json`, `text`
+    /// and `pretty` are understood (`json,pretty`); other styles (`xml`,
+    /// `html`) and flags are refused.
+    pub fn from_libxo(arg: &str) -> Result<StatusFormat, String> {
+        let (mut json, mut text, mut pretty) = (false, false, false);
+        for word in arg.split(',') {
+            match word {
+                "json" => json = true,
+                "text" => text = true,
+                "pretty" => pretty = true,
+                other => return Err(format!("--libxo: '{other}' is not supported")),
+            }
+        }
+        match (json, text) {
+            (true, true) => Err("--libxo: json and text exclude each other".into()),
+            (true, false) => Ok(StatusFormat::Json { pretty }),
+            (false, _) => Ok(StatusFormat::Text),
+        }
+    }
 }
 
 /// Loads the configuration as the daemon would, for this node.
@@ -78,12 +110,14 @@ fn request(
     cmd: ControlCmd,
     role: Option<Role>,
     names: Vec<String>,
+    extended: bool,
 ) -> Result<crate::proto::NvList, i32> {
     let req = ControlRequest {
         cmd,
         role,
         resources: names,
         auth: None,
+        extended,
     };
     let reply = client::exchange(&cfg.control, &req.to_nv()).map_err(|(code, msg)| {
         eprintln!("[ERROR] {msg}");
@@ -98,24 +132,28 @@ fn request(
     }
 }
 
-/// `hastmonctl status`: returns the exit code.
-pub fn status(cfg: &Config, mut names: Vec<String>) -> i32 {
+/// `hastmonctl status`: returns the exit code (see `health`).
+pub fn status(cfg: &Config, mut names: Vec<String>, format: StatusFormat) -> i32 {
     if names.is_empty() {
         names.push("all".into());
     }
-    match request(cfg, ControlCmd::Status, None, names) {
-        Ok(reply) => {
-            let (text, code) = status::status_text(&StatusReply::from_nv(&reply));
-            print!("{text}");
-            code
-        }
-        Err(code) => code,
-    }
+    let json = matches!(format, StatusFormat::Json { .. });
+    let nv = match request(cfg, ControlCmd::Status, None, names, json) {
+        Ok(nv) => nv,
+        Err(code) => return code,
+    };
+    let reply = StatusReply::from_nv(&nv);
+    let out = match format {
+        StatusFormat::Text => status::status_text(&reply).0,
+        StatusFormat::Json { pretty } => json::status_json(&nv, &reply, pretty),
+    };
+    print!("{out}");
+    health::exit_code(&reply)
 }
 
 /// `hastmonctl role`: returns the exit code.
 pub fn role(cfg: &Config, role: Role, names: Vec<String>, debug: u8) -> i32 {
-    match request(cfg, ControlCmd::SetRole, Some(role), names) {
+    match request(cfg, ControlCmd::SetRole, Some(role), names, false) {
         Ok(reply) => {
             let (warnings, info, code) =
                 status::role_report(&RoleReply::from_nv(&reply), role, debug);
@@ -124,5 +162,22 @@ pub fn role(cfg: &Config, role: Role, names: Vec<String>, debug: u8) -> i32 {
             code
         }
         Err(code) => code,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StatusFormat;
+
+    #[test]
+    fn libxo_styles_json_and_text_are_understood_and_others_refused() {
+        let json = |pretty| Ok(StatusFormat::Json { pretty });
+        assert_eq!(StatusFormat::from_libxo("json"), json(false));
+        assert_eq!(StatusFormat::from_libxo("json,pretty"), json(true));
+        assert_eq!(StatusFormat::from_libxo("pretty,json"), json(true));
+        assert_eq!(StatusFormat::from_libxo("text"), Ok(StatusFormat::Text));
+        for bad in ["xml", "html", "json,text", "json,warn", ""] {
+            assert!(StatusFormat::from_libxo(bad).is_err(), "{bad}");
+        }
     }
 }

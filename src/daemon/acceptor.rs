@@ -16,7 +16,7 @@ use crate::proto::msg::{
     ControlCmd, ControlRequest, Handshake1Reply, ListenRequest, Refusal, Token, errmsg,
 };
 use crate::role::resource::ResourceInput;
-use crate::{log_debug, log_error, log_notice, log_warning};
+use crate::{log_debug, log_error, log_limited, log_notice, log_warning};
 
 pub struct Acceptor {
     /// The global friends (each resource's own are in the supervisor).
@@ -77,7 +77,10 @@ impl Acceptor {
             ListenRequest::Control(_) => unreachable!("handled above"),
         };
         let Some(i) = sup.find(resource) else {
-            log_warning!("Request from {peer} for unknown resource {resource}.");
+            log_limited!(
+                Warning,
+                "Request from {peer} for unknown resource {resource}."
+            );
             return refuse(listen, ctx, id, errmsg::RESOURCE_NOT_CONFIGURED, None);
         };
         let name = sup.list[i].cfg.name.clone();
@@ -88,11 +91,14 @@ impl Acceptor {
         let friend = peers::listed(&self.friends, peer.ip())
             || peers::listed(&sup.list[i].friends, peer.ip());
         if remote.is_none() && !friend {
-            log_warning!("[{name}] {peer} is neither a remote nor a friend of the resource.");
+            log_limited!(
+                Warning,
+                "[{name}] {peer} is neither a remote nor a friend of the resource."
+            );
             return refuse(listen, ctx, id, errmsg::NO_ACCESS, None);
         }
         if let Err(e) = peers::authenticate(&nv, sup.list[i].cfg.key.as_ref(), peer, local) {
-            log_warning!("[{name}] Authentication of {peer} failed: {e}");
+            log_limited!(Warning, "[{name}] Authentication of {peer} failed: {e}");
             return refuse(listen, ctx, id, errmsg::NO_ACCESS, None);
         }
         match request {
@@ -103,7 +109,8 @@ impl Acceptor {
             }
             // Only a remote may become our primary: friends may watch.
             _ if remote.is_none() => {
-                log_warning!(
+                log_limited!(
+                    Warning,
                     "[{name}] Handshake from {peer}, which is not a remote of the resource."
                 );
                 refuse(listen, ctx, id, errmsg::NO_ACCESS, None);
@@ -141,7 +148,7 @@ impl Acceptor {
             ListenRequest::Handshake2(h) => {
                 let key = (i, peer.ip().to_canonical());
                 if self.tokens.get(&key) != Some(&h.token) {
-                    log_warning!("[{name}] Token from {peer} does not match.");
+                    log_limited!(Warning, "[{name}] Token from {peer} does not match.");
                     return refuse(listen, ctx, id, errmsg::TOKEN_MISMATCH, None);
                 }
                 self.tokens.remove(&key);
@@ -191,11 +198,17 @@ impl Acceptor {
                 peers::authenticate(nv, sup.list[i].cfg.key.as_ref(), peer, local).is_ok()
             });
         if !authenticated {
-            log_warning!("Control request from {peer} failed authentication.");
+            log_limited!(
+                Warning,
+                "Control request from {peer} failed authentication."
+            );
             return listen.inbox.close(ctx.poller, id);
         }
         if req.cmd != ControlCmd::Status && named.iter().any(|&i| sup.list[i].cfg.key.is_none()) {
-            log_warning!("Refusing a role change from {peer}: over the network it needs a key.");
+            log_limited!(
+                Warning,
+                "Refusing a role change from {peer}: over the network it needs a key."
+            );
             return listen.inbox.close(ctx.poller, id);
         }
         let reply = Requests { sup: &mut *sup }.handle(ctx, nv);

@@ -6,9 +6,11 @@
 //! the order asked, so `status` never races `start` and `stop` never
 //! overlaps `start` (quirks.md Q5). A hook that outlives `hook_timeout`
 //! gets SIGTERM on its process group, then SIGKILL, and counts as failed.
-//! Exits arrive as poller events; nothing here ever waits.
+//! Exits arrive as poller events; nothing here ever waits. The last run
+//! of each event of each resource is remembered for `status -j`, and a
+//! failure that repeats every heartbeat is logged once, then summarized.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -23,7 +25,8 @@ use nix::unistd::Pid;
 use crate::event::{ExitStatus, Interest, Poller, TimerId, Token};
 use crate::proto::msg::HookEvent;
 use crate::role::HookResult;
-use crate::{log_debug, log_error, log_info, log_warning};
+use crate::sys::log::{Level, log_limited};
+use crate::{log_debug, log_info, log_warning};
 
 /// Between SIGTERM and SIGKILL for a hook past its time limit.
 const KILL_GRACE: Duration = Duration::from_secs(5);
@@ -72,6 +75,14 @@ pub struct Finished {
     pub result: HookResult,
 }
 
+/// How the last run of a hook event ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LastRun {
+    pub result: HookResult,
+    pub took: Duration,
+    pub ended: Instant,
+}
+
 struct Running {
     req: Request,
     pid: Pid,
@@ -94,6 +105,9 @@ pub struct Hooks {
     running: HashMap<usize, Running>,
     outputs: HashMap<u64, Output>,
     next_id: u64,
+    /// By resource name (which outlives a reload's renumbering) and event
+    /// word; the words are a fixed set.
+    last: BTreeMap<(String, String), LastRun>,
 }
 
 impl Hooks {
@@ -120,6 +134,25 @@ impl Hooks {
         }
         queue.push_back(req.clone());
         self.start_next(poller, req.resource)
+    }
+
+    /// The last run of each event of resource `name` that ended, by event
+    /// word.
+    pub fn last_runs<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (&'a str, &'a LastRun)> {
+        self.last
+            .range((name.to_string(), String::new())..)
+            .take_while(move |((r, _), _)| r == name)
+            .map(|((_, word), run)| (word.as_str(), run))
+    }
+
+    fn remember(&mut self, req: &Request, result: HookResult, took: Duration) {
+        let run = LastRun {
+            result,
+            took,
+            ended: Instant::now(),
+        };
+        self.last
+            .insert((req.name.clone(), req.args[0].clone()), run);
     }
 
     /// True when no hook runs or waits.
@@ -149,11 +182,16 @@ impl Hooks {
                 break;
             };
             if let Err(e) = self.spawn(poller, req.clone()) {
-                log_error!(
-                    "[{}] Unable to execute {}: {e}.",
-                    req.name,
-                    req.exec.display()
+                log_limited(
+                    Level::Error,
+                    Some(&failure_key(&req, "not run")),
+                    format_args!(
+                        "[{}] Unable to execute {}: {e}.",
+                        req.name,
+                        req.exec.display()
+                    ),
                 );
+                self.remember(&req, HookResult::NotRun, Duration::ZERO);
                 done.extend(finished(&req, HookResult::NotRun));
             }
         }
@@ -236,13 +274,16 @@ impl Hooks {
         let run = self.running.remove(&resource)?;
         let _ = poller.cancel_timer(run.timer);
         let cmd = run.req.command_line();
-        let secs = run.started.elapsed().as_secs_f64();
+        let took = run.started.elapsed();
+        let secs = took.as_secs_f64();
         let name = &run.req.name;
         let result = match (run.killing, status) {
             (Some(_), _) => HookResult::TimedOut,
             (None, ExitStatus::Exited(c)) => HookResult::Exited(c),
             (None, ExitStatus::Signaled(s)) => HookResult::Signaled(s),
         };
+        let key = failure_key(&run.req, &result.to_string());
+        let key = Some(key.as_str());
         match result {
             HookResult::Exited(0) => {
                 log_debug!(
@@ -257,19 +298,28 @@ impl Hooks {
                     "[{name}] Hook exited (pid={pid}, exitcode=1, {secs:.3} s, cmd=[{cmd}])."
                 )
             }
-            HookResult::Exited(c) => {
-                log_warning!(
+            HookResult::Exited(c) => log_limited(
+                Level::Warning,
+                key,
+                format_args!(
                     "[{name}] Hook failed (pid={pid}, exitcode={c}, {secs:.3} s, cmd=[{cmd}])."
-                )
-            }
-            HookResult::Signaled(s) => {
-                log_warning!("[{name}] Hook was killed (pid={pid}, signal={s}, cmd=[{cmd}]).")
-            }
-            HookResult::TimedOut | HookResult::NotRun => log_error!(
-                "[{name}] Hook timed out after {} s and was killed (pid={pid}, cmd=[{cmd}]).",
-                run.req.timeout.as_secs_f64()
+                ),
+            ),
+            HookResult::Signaled(s) => log_limited(
+                Level::Warning,
+                key,
+                format_args!("[{name}] Hook was killed (pid={pid}, signal={s}, cmd=[{cmd}])."),
+            ),
+            HookResult::TimedOut | HookResult::NotRun => log_limited(
+                Level::Error,
+                key,
+                format_args!(
+                    "[{name}] Hook timed out after {} s and was killed (pid={pid}, cmd=[{cmd}]).",
+                    run.req.timeout.as_secs_f64()
+                ),
             ),
         }
+        self.remember(&run.req, result, took);
         let mut done: Vec<Finished> = finished(&run.req, result).into_iter().collect();
         done.extend(self.start_next(poller, resource));
         Some(done)
@@ -281,20 +331,27 @@ impl Hooks {
             return;
         };
         let signal = if run.killing.is_none() {
-            log_warning!(
-                "[{}] Hook is running for {} s, its limit (pid={}, cmd=[{}]); sending SIGTERM.",
-                run.req.name,
-                run.req.timeout.as_secs_f64(),
-                run.pid,
-                run.req.command_line()
+            log_limited(
+                Level::Warning,
+                Some(&failure_key(&run.req, "SIGTERM")),
+                format_args!(
+                    "[{}] Hook is running for {} s, its limit (pid={}, cmd=[{}]); sending SIGTERM.",
+                    run.req.name,
+                    run.req.timeout.as_secs_f64(),
+                    run.pid,
+                    run.req.command_line()
+                ),
             );
             let _ = poller.set_timer(id, KILL_GRACE, false);
             Signal::SIGTERM
         } else {
-            log_warning!(
-                "[{}] Hook ignored SIGTERM (pid={}); sending SIGKILL.",
-                run.req.name,
-                run.pid
+            log_limited(
+                Level::Warning,
+                Some(&failure_key(&run.req, "SIGKILL")),
+                format_args!(
+                    "[{}] Hook ignored SIGTERM (pid={}); sending SIGKILL.",
+                    run.req.name, run.pid
+                ),
             );
             Signal::SIGKILL
         };
@@ -359,6 +416,12 @@ impl Output {
             }
         }
     }
+}
+
+/// What makes two hook failures the same for the log's rate limit: the
+/// pid, duration and arguments of each run differ.
+fn failure_key(req: &Request, what: &str) -> String {
+    format!("[{}] hook {}: {what}", req.name, req.args[0])
 }
 
 fn finished(req: &Request, result: HookResult) -> Option<Finished> {

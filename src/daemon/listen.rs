@@ -60,7 +60,7 @@ impl ListenServer {
                         .iter()
                         .any(|ip| super::peers::same_ip(*ip, peer.ip()))
                     {
-                        log_warning!("Client {} isn't known.", peer.ip());
+                        crate::log_limited!(Warning, "Client {} isn't known.", peer.ip());
                         continue;
                     }
                     crate::log_debug!(

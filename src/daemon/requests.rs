@@ -4,9 +4,11 @@ use super::supervisor::{Ctx, Supervisor};
 use crate::log_notice;
 use crate::proto::NvList;
 use crate::proto::msg::{
-    ControlCmd, ControlRequest, RemoteStatus, ResourceStatus, RoleEntry, RoleOutcome, RoleReply,
-    StatusEntry, StatusOutcome, StatusReply, WorkerStatus, ehast, error_reply,
+    ControlCmd, ControlRequest, HookOutcome, HookRun, LastChange, RemoteStatus, ResourceStatus,
+    RoleEntry, RoleOutcome, RoleReply, StatusEntry, StatusExtra, StatusOutcome, StatusReply,
+    WorkerStatus, ehast, error_reply,
 };
+use crate::role::HookResult;
 use crate::types::Role;
 
 /// Answers control requests from what the supervisor holds.
@@ -71,22 +73,29 @@ impl Requests<'_> {
             }
             ControlCmd::Status => {
                 let entries = targets
-                    .into_iter()
+                    .iter()
                     .map(|(name, idx)| StatusEntry {
                         outcome: match idx {
                             None => StatusOutcome::Error(ehast::NOENTRY),
-                            Some(i) => StatusOutcome::Status(self.status(i)),
+                            Some(i) => StatusOutcome::Status(self.status(*i)),
                         },
-                        resource: name,
+                        resource: name.clone(),
                     })
                     .collect();
-                Some(
-                    StatusReply {
-                        entries,
-                        error: None,
+                let mut reply = StatusReply {
+                    entries,
+                    error: None,
+                }
+                .to_nv();
+                // After everything 0.3.4 sends, and only when asked.
+                if req.extended {
+                    for (n, (_, idx)) in targets.iter().enumerate() {
+                        if let Some(i) = idx {
+                            self.extra(*i).write(&mut reply, n);
+                        }
                     }
-                    .to_nv(),
-                )
+                }
+                Some(reply)
             }
             ControlCmd::Other(_) if targets.is_empty() => Some(NvList::new()),
             ControlCmd::Other(_) => Some(error_reply(ehast::UNIMPLEMENTED)),
@@ -126,6 +135,48 @@ impl Requests<'_> {
             }),
         }
     }
+
+    /// What `hastmonctl status -j` shows beyond the text.
+    fn extra(&self, i: usize) -> StatusExtra {
+        let r = &self.sup.list[i];
+        let now = self.sup.now();
+        let ago = |t| millis(now.since(t));
+        let report = r.worker().and_then(|w| w.report.as_ref());
+        let mut complaint_ages: Vec<u64> = r.machine.complaint_times(now).map(ago).collect();
+        complaint_ages.reverse();
+        StatusExtra {
+            heartbeat_ms: millis(r.cfg.heartbeat_interval),
+            complaint_interval_ms: millis(r.cfg.complaint_interval),
+            complaint_ages_ms: complaint_ages,
+            remote_seen_ms: (0..r.cfg.remote.len())
+                .map(|j| Some(ago(report?.seen.get(j).copied().flatten()?)))
+                .collect(),
+            last_change: r.machine.last_change().map(|c| LastChange {
+                ago_ms: ago(c.at),
+                from: c.from,
+                cause: c.cause.clone(),
+            }),
+            hooks: self
+                .sup
+                .hook_runs(i)
+                .map(|(word, run)| HookRun {
+                    event: word.to_string(),
+                    outcome: match run.result {
+                        HookResult::Exited(c) => HookOutcome::Exited(c),
+                        HookResult::Signaled(s) => HookOutcome::Killed(s),
+                        HookResult::TimedOut => HookOutcome::TimedOut,
+                        HookResult::NotRun => HookOutcome::NotRun,
+                    },
+                    took_ms: millis(run.took),
+                    ago_ms: millis(run.ended.elapsed()),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn clamp(n: u64) -> i32 {

@@ -218,6 +218,7 @@ impl Supervisor {
     pub fn input(&mut self, ctx: &mut Ctx<'_>, i: usize, input: ResourceInput) {
         let now = self.now();
         let actions = self.list[i].machine.handle(now, input);
+        let actions = self.log_repeatable(i, actions);
         self.list[i].held.extend(actions);
         self.run_held(ctx, i);
         let timer = TimerId(DEADLINE_BASE + i as u64);
@@ -300,9 +301,36 @@ impl Supervisor {
                 _ => {}
             }
         }
+        let actions = self.log_repeatable(i, actions);
         self.list[i].held.extend(actions);
         self.run_held(ctx, i);
         answer
+    }
+
+    /// Logs now, rate-limited, what the machine says about a decision that
+    /// leaves the role as it is (a refused handshake, which a remote
+    /// retries every heartbeat); returns the other actions. A role change
+    /// is logged in full and in order, each time.
+    fn log_repeatable(&self, i: usize, actions: Vec<ResourceAction>) -> Vec<ResourceAction> {
+        let changes_role = actions
+            .iter()
+            .any(|a| matches!(a, ResourceAction::RunRoleHook { .. }));
+        if changes_role {
+            return actions;
+        }
+        let name = &self.list[i].cfg.name;
+        actions
+            .into_iter()
+            .filter(|a| match a {
+                ResourceAction::Log { level, msg }
+                    if matches!(level, Level::Error | Level::Warning | Level::Notice) =>
+                {
+                    crate::worker::log_decision(*level, &format!("[{name}] {msg}"));
+                    false
+                }
+                _ => true,
+            })
+            .collect()
     }
 
     /// Keeps a completed handshake's connections for the secondary worker
@@ -473,6 +501,11 @@ impl Supervisor {
         }
     }
 
+    /// The last run of each hook event of resource `i`, for `status -j`.
+    pub fn hook_runs(&self, i: usize) -> impl Iterator<Item = (&str, &hooks::LastRun)> {
+        self.hooks.last_runs(&self.list[i].cfg.name)
+    }
+
     pub fn longest_hook_timeout(&self) -> Duration {
         self.list
             .iter()
@@ -559,7 +592,10 @@ impl Supervisor {
                 let args = vec![hook_word(event).to_string(), self.list[i].cfg.name.clone()];
                 self.hook(ctx.poller, i, args, Some((token, event)));
             }
-            ToMain::Report(report) => self.list[i].workers[w].report = Some(report),
+            // The report's times are the worker's; kept on our clock.
+            ToMain::Report { report, at } => {
+                self.list[i].workers[w].report = Some(report.rebase(at, self.now()));
+            }
             ToMain::Connect { remote } => {
                 let priority = i32::try_from(self.list[i].cfg.priority).unwrap_or(i32::MAX);
                 match remote_req(self, remote, Purpose::Handshake { priority }) {
@@ -617,7 +653,8 @@ impl Supervisor {
                 let result = Err(failure_text(&reason));
                 self.send(i, token, &ToWorker::PollResult { remote, result }, &[]);
             }
-            (Purpose::Complain, Outcome::Failed(reason)) => log_warning!(
+            (Purpose::Complain, Outcome::Failed(reason)) => crate::log_limited!(
+                Warning,
                 "[{}] Unable to send a complaint to {addr}: {}.",
                 self.list[i].cfg.name,
                 failure_text(&reason)

@@ -192,6 +192,22 @@ pub struct Report {
     pub attempts: u32,
     /// One per configured remote, in configuration order.
     pub remotes: Vec<RemoteReport>,
+    /// Per remote, in the same order: when the last exchange that went
+    /// both ways with it ended (a completed handshake, a heartbeat or its
+    /// reply, a refusal, a poll's answer); `None` before the first.
+    pub seen: Vec<Option<Time>>,
+}
+
+impl Report {
+    /// The same report with its times moved from a clock that reads
+    /// `from` to one that reads `to` at the same instant (the worker's
+    /// clock to the main process's).
+    pub fn rebase(mut self, from: Time, to: Time) -> Report {
+        for t in self.seen.iter_mut().flatten() {
+            *t = Time(to.0.saturating_sub(from.0.saturating_sub(t.0)));
+        }
+        self
+    }
 }
 
 /// How a worker sees one remote.

@@ -97,6 +97,8 @@ pub struct Primary {
     last_contact: Time,
     /// The last acknowledged status poll from the network (a watchdog's).
     last_remote_check: Time,
+    /// Per remote, its last contact (for the report).
+    heard: Vec<Option<Time>>,
     done: bool,
 }
 
@@ -104,6 +106,7 @@ impl Primary {
     pub fn new(cfg: PrimaryConfig, now: Time) -> Primary {
         let links = vec![Link::Down; cfg.remotes.len()];
         Primary {
+            heard: vec![None; cfg.remotes.len()],
             next_cycle: now + cfg.heartbeat,
             cfg,
             local: State::Unknown,
@@ -147,6 +150,7 @@ impl Primary {
                     connected: matches!(l, Link::Up { .. }),
                 })
                 .collect(),
+            seen: self.heard.clone(),
         }
     }
 
@@ -168,6 +172,7 @@ impl Primary {
                         Some((seq, _)) if msg.seq == Some(seq) => {
                             *awaiting = None;
                             self.last_contact = now;
+                            self.heard[remote] = Some(now);
                             *state = match msg.status {
                                 HeartbeatStatus::State(s) => s,
                                 HeartbeatStatus::Error(_) => State::Unknown,
@@ -337,6 +342,7 @@ impl Primary {
             state: State::Unknown,
         };
         self.last_contact = now;
+        self.heard[i] = Some(now);
         log(
             out,
             Level::Notice,
@@ -369,6 +375,7 @@ impl Primary {
             ConnectFailure::Refused(errmsg) => {
                 // An answer, even a refusal, proves the path works both ways.
                 self.last_contact = now;
+                self.heard[i] = Some(now);
                 log(out, Level::Warning, format!("{addr}: {errmsg}"));
             }
             ConnectFailure::StrongerPrimary { errmsg, .. } => {

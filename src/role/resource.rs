@@ -144,6 +144,19 @@ pub enum ResourceAction {
     },
 }
 
+/// A role change as `hastmonctl status -j` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleChange {
+    pub at: Time,
+    pub from: Role,
+    pub to: Role,
+    pub cause: String,
+}
+
+/// Causes of changes no machine rule made.
+pub const CAUSE_START: &str = "Daemon started (role_on_start)";
+pub const CAUSE_REQUEST: &str = "Role requested";
+
 /// The primary a secondary serves, or one that asked to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Candidate {
@@ -173,10 +186,13 @@ pub struct ResourceMachine {
     pending: Vec<Candidate>,
     /// The next spawn is a promotion (see `SpawnWorker::urgent`).
     promoting: bool,
+    /// The time of the input being handled, for `last_change`.
+    now: Time,
+    last_change: Option<RoleChange>,
 }
 
 impl ResourceMachine {
-    pub fn new(cfg: ResourceConfig, _now: Time) -> ResourceMachine {
+    pub fn new(cfg: ResourceConfig, now: Time) -> ResourceMachine {
         ResourceMachine {
             cfg,
             role: Role::Init,
@@ -188,6 +204,8 @@ impl ResourceMachine {
             serving: None,
             pending: Vec::new(),
             promoting: false,
+            now,
+            last_change: None,
         }
     }
 
@@ -201,6 +219,21 @@ impl ResourceMachine {
 
     pub fn worker(&self) -> Option<WorkerId> {
         self.worker
+    }
+
+    /// The last role change, the one to `role_on_start` included; `None`
+    /// while the resource has stayed init.
+    pub fn last_change(&self) -> Option<&RoleChange> {
+        self.last_change.as_ref()
+    }
+
+    /// The arrival times of the complaints `complaints()` counts, oldest
+    /// first.
+    pub fn complaint_times(&self, now: Time) -> impl Iterator<Item = Time> + '_ {
+        self.complaints
+            .iter()
+            .copied()
+            .filter(move |&t| now.since(t) <= self.cfg.complaint_interval)
     }
 
     /// Complaints younger than `complaint_interval` (at most that old).
@@ -222,6 +255,7 @@ impl ResourceMachine {
 
     pub fn handle(&mut self, now: Time, input: ResourceInput) -> Vec<ResourceAction> {
         let mut out = Vec::new();
+        self.now = now;
         match input {
             ResourceInput::Start => self.start(&mut out),
             ResourceInput::Tick => {
@@ -280,11 +314,16 @@ impl ResourceMachine {
 
     fn start(&mut self, out: &mut Vec<ResourceAction>) {
         let role = self.cfg.role_on_start;
-        log(out, Level::Notice, format!("Role set to {role}."));
+        log(
+            out,
+            Level::Notice,
+            format!("Role set to {role} (role_on_start)."),
+        );
         if role == Role::Init {
             return;
         }
         self.role = role;
+        self.record_change(Role::Init, CAUSE_START);
         self.spawn_for_role(out);
         out.push(ResourceAction::RunRoleHook {
             old: Role::Init,
@@ -299,8 +338,12 @@ impl ResourceMachine {
             return;
         }
         let old = self.role;
-        log(out, Level::Notice, format!("Role changed to {role}."));
-        self.change_role(role, true, out);
+        log(
+            out,
+            Level::Notice,
+            format!("Role changed from {old} to {role} on request."),
+        );
+        self.change_role(role, CAUSE_REQUEST, true, out);
         out.push(ResourceAction::RunRoleHook {
             old,
             new: role,
@@ -316,7 +359,7 @@ impl ResourceMachine {
             Level::Warning,
             format!("{cause}; changing resource role from {old} to {role}."),
         );
-        self.change_role(role, true, out);
+        self.change_role(role, cause, true, out);
         out.push(ResourceAction::RunRoleHook {
             old,
             new: role,
@@ -326,7 +369,13 @@ impl ResourceMachine {
 
     /// Lets the current worker go (if any), switches roles and starts the
     /// new role's worker.
-    fn change_role(&mut self, role: Role, stop_resource: bool, out: &mut Vec<ResourceAction>) {
+    fn change_role(
+        &mut self,
+        role: Role,
+        cause: &str,
+        stop_resource: bool,
+        out: &mut Vec<ResourceAction>,
+    ) {
         if let Some(id) = self.worker.take() {
             out.push(ResourceAction::StopWorker { id, stop_resource });
         }
@@ -335,7 +384,17 @@ impl ResourceMachine {
         self.complaints.clear();
         self.previous = self.role;
         self.role = role;
+        self.record_change(self.previous, cause);
         self.spawn_for_role(out);
+    }
+
+    fn record_change(&mut self, from: Role, cause: &str) {
+        self.last_change = Some(RoleChange {
+            at: self.now,
+            from,
+            to: self.role,
+            cause: cause.to_string(),
+        });
     }
 
     /// Primaries and watchdogs always have a worker; a secondary gets one

@@ -92,6 +92,10 @@ impl Secondary {
                     connected: !self.done && self.cfg.primary == Some(i),
                 })
                 .collect(),
+            // The handshake that made this worker is the first contact.
+            seen: (0..self.cfg.remotes)
+                .map(|i| (self.cfg.primary == Some(i)).then_some(self.last_heard))
+                .collect(),
         }
     }
 

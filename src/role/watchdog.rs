@@ -62,6 +62,8 @@ pub struct Watchdog {
     /// in flight is waited for.
     answers: Vec<(Role, State)>,
     waiting: Vec<Option<Time>>,
+    /// Per remote, when its last answer arrived (for the report).
+    heard: Vec<Option<Time>>,
     next_cycle: Time,
     state: State,
     done: bool,
@@ -75,6 +77,7 @@ impl Watchdog {
             seen: vec![UNSEEN; n],
             answers: vec![UNSEEN; n],
             waiting: vec![None; n],
+            heard: vec![None; n],
             next_cycle: now,
             state: State::Unknown,
             done: false,
@@ -103,6 +106,7 @@ impl Watchdog {
                 .iter()
                 .map(|&(role, state)| RemoteReport::Seen { role, state })
                 .collect(),
+            seen: self.heard.clone(),
         }
     }
 
@@ -129,7 +133,10 @@ impl Watchdog {
                 }
                 self.waiting[remote] = None;
                 self.answers[remote] = match result {
-                    Ok(seen) => seen,
+                    Ok(seen) => {
+                        self.heard[remote] = Some(now);
+                        seen
+                    }
                     Err(why) => {
                         log(
                             &mut out,

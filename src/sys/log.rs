@@ -11,6 +11,8 @@ use std::sync::Mutex;
 
 use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 
+use super::ratelimit::{RateLimit, mask_ports};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     Emerg,
@@ -44,6 +46,8 @@ struct State {
     debug: u8,
     prefix: String,
     syslog: Option<Logger<LoggerBackend, Formatter3164>>,
+    /// Repeated messages logged through [`log_limited`].
+    limiter: RateLimit<Level>,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
@@ -51,6 +55,7 @@ static STATE: Mutex<State> = Mutex::new(State {
     debug: 0,
     prefix: String::new(),
     syslog: None,
+    limiter: RateLimit::new(),
 });
 
 fn state() -> std::sync::MutexGuard<'static, State> {
@@ -63,6 +68,8 @@ pub fn init(ident: &str, foreground: bool, use_syslog: bool, debug: u8) {
     let mut s = state();
     s.foreground = foreground;
     s.debug = debug;
+    // A forked worker starts with nothing held back.
+    s.limiter = RateLimit::new();
     s.syslog = if use_syslog {
         syslog::unix(Formatter3164 {
             facility: Facility::LOG_DAEMON,
@@ -145,6 +152,25 @@ pub fn log(level: Level, args: fmt::Arguments<'_>) {
     }
 }
 
+/// Logs like [`log`], but a message that keeps recurring is logged once
+/// and then summarized (see [`super::ratelimit`]). Messages are the same
+/// when their `key`s are, or without a key, their texts with ports masked.
+pub fn log_limited(level: Level, key: Option<&str>, args: fmt::Arguments<'_>) {
+    if let Level::Debug(n) = level
+        && n > debug_level()
+    {
+        return;
+    }
+    let text = args.to_string();
+    let key = key.map_or_else(|| mask_ports(&text), str::to_string);
+    let lines = state()
+        .limiter
+        .check(std::time::Instant::now(), &key, level, &text);
+    for (level, line) in lines {
+        log(level, format_args!("{line}"));
+    }
+}
+
 #[macro_export]
 macro_rules! log_error { ($($t:tt)*) => { $crate::sys::log::log($crate::sys::log::Level::Error, format_args!($($t)*)) } }
 #[macro_export]
@@ -155,3 +181,7 @@ macro_rules! log_notice { ($($t:tt)*) => { $crate::sys::log::log($crate::sys::lo
 macro_rules! log_info { ($($t:tt)*) => { $crate::sys::log::log($crate::sys::log::Level::Info, format_args!($($t)*)) } }
 #[macro_export]
 macro_rules! log_debug { ($n:expr, $($t:tt)*) => { $crate::sys::log::log($crate::sys::log::Level::Debug($n), format_args!($($t)*)) } }
+/// `log_limited!(Warning, "...", args)`: a rate-limited record keyed by
+/// its text.
+#[macro_export]
+macro_rules! log_limited { ($level:ident, $($t:tt)*) => { $crate::sys::log::log_limited($crate::sys::log::Level::$level, None, format_args!($($t)*)) } }

@@ -5,6 +5,7 @@ pub mod host;
 pub mod log;
 pub mod pidfile;
 pub mod proctitle;
+pub mod ratelimit;
 
 /// Detaches from the terminal as daemon(3) does: fork, new session,
 /// working directory `/`, standard descriptors on `/dev/null`.

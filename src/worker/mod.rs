@@ -23,7 +23,7 @@ use crate::role::secondary::{Secondary, SecondaryConfig};
 use crate::role::watchdog::{Watchdog, WatchdogConfig};
 use crate::role::{Action, Input, Level, Report, Time};
 use crate::types::Role;
-use crate::{exit, log_debug, log_error, log_info, log_notice, log_warning};
+use crate::{exit, log_error, log_warning};
 use channel::Channel;
 use links::{Links, Received};
 use msg::{ToMain, ToWorker};
@@ -383,7 +383,10 @@ impl Worker {
     fn report(&mut self) {
         let report = self.machine.report();
         if self.last_report.as_ref() != Some(&report) {
-            self.send(&ToMain::Report(report.clone()));
+            self.send(&ToMain::Report {
+                report: report.clone(),
+                at: self.now(),
+            });
             self.last_report = Some(report);
         }
     }
@@ -403,13 +406,7 @@ impl Worker {
                         self.send_peer(remote, &msg.to_nv());
                     }
                 }
-                Action::Log { level, msg } => match level {
-                    Level::Error => log_error!("{msg}"),
-                    Level::Warning => log_warning!("{msg}"),
-                    Level::Notice => log_notice!("{msg}"),
-                    Level::Info => log_info!("{msg}"),
-                    Level::Debug => log_debug!(1, "{msg}"),
-                },
+                Action::Log { level, msg } => log_decision(level, &msg),
                 Action::Exit(code) => exit_code = Some(code),
             }
         }
@@ -428,6 +425,25 @@ impl Worker {
         if let Err(e) = self.channel.send(&msg.to_nv(), &[]) {
             log_error!("Unable to send to the main process: {e}.");
         }
+    }
+}
+
+/// Logs what a machine said. What syslog shows by default (notice and
+/// above) is rate-limited: a machine retrying every heartbeat says the
+/// same thing each time ("Unable to connect to ...").
+pub(crate) fn log_decision(level: Level, msg: &str) {
+    use crate::sys::log::{self, Level as L};
+    let level = match level {
+        Level::Error => L::Error,
+        Level::Warning => L::Warning,
+        Level::Notice => L::Notice,
+        Level::Info => L::Info,
+        Level::Debug => L::Debug(1),
+    };
+    if level <= L::Notice {
+        log::log_limited(level, None, format_args!("{msg}"));
+    } else {
+        log::log(level, format_args!("{msg}"));
     }
 }
 

@@ -4,7 +4,7 @@
 
 use crate::proto::NvList;
 use crate::proto::msg::HookEvent;
-use crate::role::{ConnectFailure, HookResult, RemoteReport, Report};
+use crate::role::{ConnectFailure, HookResult, RemoteReport, Report, Time};
 use crate::types::{Role, State};
 
 /// Main process → worker.
@@ -37,8 +37,12 @@ pub enum ToWorker {
 pub enum ToMain {
     RunHook(HookEvent),
     /// The worker's current status, sent whenever it changes, so that the
-    /// main process answers `hastmonctl status` without asking.
-    Report(Report),
+    /// main process answers `hastmonctl status` without asking. `at` is
+    /// the worker's clock when it was sent, to read the report's times.
+    Report {
+        report: Report,
+        at: Time,
+    },
     /// Connect to this remote and hand the connection over.
     Connect {
         remote: usize,
@@ -168,10 +172,11 @@ impl ToMain {
             ToMain::RunHook(event) => {
                 nv.add_u8("cmd", 1).add_u8("event", event.code());
             }
-            ToMain::Report(r) => {
+            ToMain::Report { report: r, at } => {
                 nv.add_u8("cmd", 2)
                     .add_u8("state", r.state.code())
-                    .add_u32("attempts", r.attempts);
+                    .add_u32("attempts", r.attempts)
+                    .add_u64("at", at.0);
                 put_idx(&mut nv, "remotes", r.remotes.len());
                 for (j, remote) in r.remotes.iter().enumerate() {
                     match *remote {
@@ -182,6 +187,9 @@ impl ToMain {
                             nv.add_u8(format!("role{j}"), role.code())
                                 .add_u8(format!("state{j}"), state.code());
                         }
+                    }
+                    if let Some(Some(t)) = r.seen.get(j) {
+                        nv.add_u64(format!("seen{j}"), t.0);
                     }
                 }
             }
@@ -220,11 +228,18 @@ impl ToMain {
                         })
                     })
                     .collect::<Option<Vec<_>>>()?;
-                ToMain::Report(Report {
-                    state: State::from_code(nv.get_u8("state")?),
-                    attempts: nv.get_u32("attempts")?,
-                    remotes,
-                })
+                let seen = (0..n)
+                    .map(|j| nv.get_u64(&format!("seen{j}")).map(Time))
+                    .collect();
+                ToMain::Report {
+                    report: Report {
+                        state: State::from_code(nv.get_u8("state")?),
+                        attempts: nv.get_u32("attempts")?,
+                        remotes,
+                        seen,
+                    },
+                    at: Time(nv.get_u64("at")?),
+                }
             }
             3 => ToMain::Connect {
                 remote: idx(nv, "remote")?,
@@ -293,21 +308,38 @@ mod tests {
             ToMain::Connect { remote: 3 },
             ToMain::Poll { remote: 1 },
             ToMain::Complain { remote: 2 },
-            ToMain::Report(Report {
-                state: State::Run,
-                attempts: 4,
-                remotes: vec![
-                    RemoteReport::Link { connected: true },
-                    RemoteReport::Seen {
-                        role: Role::Secondary,
-                        state: State::Stopped,
-                    },
-                ],
-            }),
+            ToMain::Report {
+                report: Report {
+                    state: State::Run,
+                    attempts: 4,
+                    remotes: vec![
+                        RemoteReport::Link { connected: true },
+                        RemoteReport::Seen {
+                            role: Role::Secondary,
+                            state: State::Stopped,
+                        },
+                    ],
+                    seen: vec![Some(Time(1234)), None],
+                },
+                at: Time(5678),
+            },
         ];
         for m in to_main {
             assert_eq!(ToMain::from_nv(&m.to_nv()), Some(m));
         }
+    }
+
+    #[test]
+    fn report_times_move_to_the_main_clock() {
+        let report = Report {
+            state: State::Run,
+            attempts: 0,
+            remotes: vec![RemoteReport::Link { connected: true }; 2],
+            seen: vec![Some(Time(1000)), None],
+        };
+        // Sent at worker time 1500, received at main time 9000.
+        let moved = report.rebase(Time(1500), Time(9000));
+        assert_eq!(moved.seen, [Some(Time(8500)), None]);
     }
 
     #[test]

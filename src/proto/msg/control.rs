@@ -62,6 +62,9 @@ pub struct ControlRequest {
     pub resources: Vec<String>,
     /// Never sent by `hastmonctl`; required on TCP when a key applies.
     pub auth: Option<AuthFields>,
+    /// `extended` = 1: status with the facts of `status_extra` (not in
+    /// 0.3.4, which ignores the field). Only `hastmonctl status -j` sets it.
+    pub extended: bool,
 }
 
 impl ControlRequest {
@@ -74,6 +77,9 @@ impl ControlRequest {
         }
         for (i, r) in self.resources.iter().enumerate() {
             nv.add_string(format!("resource{i}"), r);
+        }
+        if self.extended {
+            nv.add_u8("extended", 1);
         }
         nv.add_u8("type", request_type::CONTROL);
         if let Some(auth) = &self.auth {
@@ -95,6 +101,7 @@ impl ControlRequest {
             role: nv.get_u8("role").map(Role::from_code),
             resources,
             auth: AuthFields::from_nv(nv),
+            extended: nv.get_u8("extended").is_some_and(|v| v != 0),
         })
     }
 }

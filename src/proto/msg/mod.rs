@@ -13,6 +13,7 @@ use super::nv::NvList;
 mod control;
 mod internal;
 mod peer;
+mod status_extra;
 
 pub use control::{
     Complaint, ControlCmd, ControlRequest, RemoteStatus, ResourceStatus, RoleEntry, RoleOutcome,
@@ -26,6 +27,7 @@ pub use peer::{
     HIO_STATE, Handshake1, Handshake1Reply, Handshake2, Handshake2Confirm, HeartbeatReply,
     HeartbeatRequest, HeartbeatStatus, ListenRequest, Refusal, TOKEN_LEN, Token, errmsg,
 };
+pub use status_extra::{HookOutcome, HookRun, LastChange, StatusExtra};
 
 /// `type` values on the listen port (`hast.h`).
 pub mod request_type {

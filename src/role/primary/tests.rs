@@ -153,6 +153,7 @@ fn first_cycle_waits_for_the_first_connection_attempts() {
             RemoteReport::Link { connected: false }
         ]
     );
+    assert_eq!(p.report().seen, [Some(Time(100)), None]);
 }
 
 #[test]
@@ -172,6 +173,7 @@ fn q01_q18_a_round_with_one_remote_is_evaluated_and_never_joins_or_abandons_a_ru
     );
     assert!(hooks(&status(&mut p, Time(3), 1)).is_empty());
     assert_eq!(p.report().attempts, 0);
+    assert_eq!(p.report().seen, [Some(Time(2))], "a reply is contact");
     // If both run it, the primary keeps its copy: the secondary's worker
     // stops the other one (Q18).
     p.handle(Time(10_000), Input::Tick);

@@ -444,3 +444,47 @@ fn a_reload_replaces_a_primarys_worker_without_hooks_or_a_role_change() {
     );
     assert_eq!(m.worker(), Some(WorkerId(2)));
 }
+
+#[test]
+fn the_last_role_change_is_remembered_with_its_time_and_cause() {
+    let mut m = machine(Role::Init);
+    run(&mut m, 0, ResourceInput::Start);
+    assert_eq!(m.last_change(), None, "init at start is no change");
+    run(&mut m, 5, ResourceInput::SetRole(Role::Secondary));
+    let change = |at, from, to, cause: &str| RoleChange {
+        at: Time(at),
+        from,
+        to,
+        cause: cause.into(),
+    };
+    assert_eq!(
+        m.last_change(),
+        Some(&change(5, Role::Init, Role::Secondary, CAUSE_REQUEST))
+    );
+    run(&mut m, 6, ResourceInput::SetRole(Role::Secondary));
+    assert_eq!(m.last_change().unwrap().at, Time(5), "no change, no record");
+    for t in [10, 20] {
+        run(&mut m, t, ResourceInput::Complaint);
+    }
+    let ages: Vec<Time> = m.complaint_times(Time(30)).collect();
+    assert_eq!(ages, [Time(10), Time(20)]);
+    assert_eq!(m.complaint_times(Time(60_015)).count(), 1);
+    run(&mut m, 40, ResourceInput::Complaint);
+    let last = m.last_change().unwrap();
+    assert_eq!(
+        (last.at, last.from, last.to),
+        (Time(40), Role::Secondary, Role::Primary)
+    );
+    assert!(
+        last.cause
+            .starts_with("Complaint limit reached (3 within 60 s)"),
+        "{last:?}"
+    );
+
+    let mut m = machine(Role::Watchdog);
+    run(&mut m, 0, ResourceInput::Start);
+    assert_eq!(
+        m.last_change(),
+        Some(&change(0, Role::Init, Role::Watchdog, CAUSE_START))
+    );
+}

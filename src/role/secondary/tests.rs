@@ -152,6 +152,7 @@ fn status_every_interval_one_at_a_time_and_stop_when_not_stopped() {
             RemoteReport::Link { connected: true }
         ]
     );
+    assert_eq!(s.report().seen, [None, Some(Time(29_000))]);
 }
 
 #[test]

@@ -68,6 +68,7 @@ fn polls_every_reachable_remote_at_once_and_every_interval() {
             },
         ]
     );
+    assert_eq!(w.report().seen, [Some(Time(10)), None, Some(Time(20))]);
     // A late second answer is not a second evaluation.
     assert!(polled(&mut w, 30, 2, Role::Secondary, State::Stopped).is_empty());
     assert_eq!(w.deadline(), Some(Time(10_000)));
@@ -101,6 +102,7 @@ fn q21_an_unanswered_poll_expires_once_and_no_primary_means_complaints() {
             state: State::Unknown
         }
     );
+    assert_eq!(w.report().seen, [None, Some(Time(10))]);
     // Next cycle: the primary answers again, complaints stop.
     w.handle(Time(10_000), Input::Tick);
     polled(&mut w, 10_010, 0, Role::Primary, State::Stopped);
