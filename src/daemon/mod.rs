@@ -10,6 +10,7 @@ mod listen;
 mod outbound;
 mod peers;
 mod requests;
+mod secure;
 mod supervisor;
 mod workers;
 
