@@ -22,9 +22,9 @@ pub use resolve::NodeNames;
 
 use crate::types::Role;
 
-/// Digest algorithms of the original's key authentication, by their
-/// configuration names.
-pub const KEY_ALGORITHMS: &[&str] = &["MD5", "SHA1", "SHA256", "RIPEMD160"];
+/// Key algorithms by their configuration names: the digests of the
+/// original's authentication, and HMAC-SHA256 sessions (Q23).
+pub const KEY_ALGORITHMS: &[&str] = &["MD5", "SHA1", "SHA256", "RIPEMD160", "HMAC-SHA256"];
 
 /// Built-in defaults: the values the original's code uses (`hast.h`).
 pub mod defaults {
@@ -95,6 +95,14 @@ pub struct Resource {
 pub struct Key {
     pub algorithm: String,
     pub secret: String,
+}
+
+impl Key {
+    /// The secret, if this key authenticates HMAC-SHA256 sessions rather
+    /// than single requests with the original's digest.
+    pub fn hmac_secret(&self) -> Option<&[u8]> {
+        (self.algorithm == crate::proto::hmac::ALGORITHM).then_some(self.secret.as_bytes())
+    }
 }
 
 /// Whole seconds as integers, fractions as decimals (`10`, `0.25`).

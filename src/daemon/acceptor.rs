@@ -1,17 +1,20 @@
 //! What arrives on the listen socket, and who may do it (protocol.md §7):
 //! status polls and other control requests, complaints, and the two
-//! stages of a primary's handshake. Every refusal is logged with the peer.
+//! stages of a primary's handshake, each either authenticated the 0.3.4
+//! way or sent in an HMAC-SHA256 session (`secure`). Every refusal is
+//! logged with the peer.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 
-use super::inbox::send_now;
+use super::inbox::send_sealed;
 use super::listen::ListenServer;
-use super::peers;
 use super::requests::Requests;
 use super::supervisor::{Ctx, Supervisor};
-use crate::config::Config;
+use super::{peers, secure};
+use crate::config::{Config, Key};
 use crate::proto::NvList;
+use crate::proto::hmac::{Hello, Session};
 use crate::proto::msg::{
     ControlCmd, ControlRequest, Handshake1Reply, ListenRequest, Refusal, Token, errmsg,
 };
@@ -23,8 +26,8 @@ pub struct Acceptor {
     friends: Vec<SocketAddr>,
     /// Tokens issued at stage 1, by resource and peer.
     tokens: HashMap<(usize, IpAddr), Token>,
-    /// Stage-1 connections waiting for their stage 2.
-    first: HashMap<(usize, IpAddr), TcpStream>,
+    /// Stage-1 connections waiting for their stage 2, with their sessions.
+    first: HashMap<(usize, IpAddr), (TcpStream, Option<Session>)>,
 }
 
 impl Acceptor {
@@ -42,7 +45,11 @@ impl Acceptor {
     }
 
     pub fn descriptors(&self, out: &mut Vec<std::os::fd::RawFd>) {
-        out.extend(self.first.values().map(std::os::fd::AsRawFd::as_raw_fd));
+        out.extend(
+            self.first
+                .values()
+                .map(|(s, _)| std::os::fd::AsRawFd::as_raw_fd(s)),
+        );
     }
 
     /// Handles one complete request read from connection `id`.
@@ -60,6 +67,18 @@ impl Acceptor {
         let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
             return listen.inbox.close(ctx.poller, id);
         };
+        let session = listen.inbox.session(id).cloned();
+        if session.is_none()
+            && let Some(hello) = Hello::from_nv(&nv)
+        {
+            // The request follows in the session, maybe already buffered.
+            if secure::greet(sup, ctx.poller, listen, id, &hello, peer)
+                && let Some(nv) = listen.inbox.read(ctx.poller, id)
+            {
+                self.handle(sup, ctx, listen, id, nv);
+            }
+            return;
+        }
         let request = match ListenRequest::from_nv(&nv) {
             Ok(r) => r,
             Err(e) => {
@@ -68,7 +87,8 @@ impl Acceptor {
             }
         };
         if let ListenRequest::Control(req) = request {
-            return self.control(sup, ctx, listen, id, &nv, req, peer, local);
+            let session = session.as_ref();
+            return self.control(sup, ctx, listen, id, &nv, req, peer, local, session);
         }
         let resource = match &request {
             ListenRequest::Complaint(c) => &c.resource,
@@ -97,7 +117,17 @@ impl Acceptor {
             );
             return refuse(listen, ctx, id, errmsg::NO_ACCESS, None);
         }
-        if let Err(e) = peers::authenticate(&nv, sup.list[i].cfg.key.as_ref(), peer, local) {
+        let key = sup.list[i].cfg.key.as_ref();
+        let authenticated = match &session {
+            // Workers continue the session under their own resource's name.
+            Some(s) if s.resource() != name => {
+                Err(format!("its session is for resource {}.", s.resource()))
+            }
+            Some(s) if !secure::covers(s, key) => Err("its session has another key.".into()),
+            Some(_) => Ok(()),
+            None => peers::authenticate(&nv, key, peer, local),
+        };
+        if let Err(e) = authenticated {
             log_limited!(Warning, "[{name}] Authentication of {peer} failed: {e}");
             return refuse(listen, ctx, id, errmsg::NO_ACCESS, None);
         }
@@ -129,18 +159,16 @@ impl Acceptor {
                     log_error!("[{name}] Unable to make a token: {e}.");
                     return listen.inbox.close(ctx.poller, id);
                 }
-                let Some(mut stream) = listen.inbox.take(ctx.poller, id) else {
+                let Some((mut stream, mut session)) = listen.inbox.take_secure(ctx.poller, id)
+                else {
                     return;
                 };
-                if !send_now(
-                    &mut stream,
-                    &Handshake1Reply::Token(token).to_nv(),
-                    "handshake",
-                ) {
+                let reply = Handshake1Reply::Token(token).to_nv();
+                if !send_sealed(&mut stream, session.as_mut(), reply, "handshake") {
                     return;
                 }
                 let key = (i, peer.ip().to_canonical());
-                if self.first.insert(key, stream).is_some() {
+                if self.first.insert(key, (stream, session)).is_some() {
                     log_notice!("[{name}] Canceling half-open connection from {peer}.");
                 }
                 self.tokens.insert(key, token);
@@ -152,19 +180,31 @@ impl Acceptor {
                     return refuse(listen, ctx, id, errmsg::TOKEN_MISMATCH, None);
                 }
                 self.tokens.remove(&key);
-                let (Some(first), Some(second)) =
-                    (self.first.remove(&key), listen.inbox.take(ctx.poller, id))
-                else {
+                let (Some((first, s1)), Some((second, s2))) = (
+                    self.first.remove(&key),
+                    listen.inbox.take_secure(ctx.poller, id),
+                ) else {
                     return;
                 };
-                sup.hand_off(i, remote.unwrap_or_default(), first, second);
+                let sessions = match (s1, s2) {
+                    (Some(s1), Some(s2)) => Some([s1, s2]),
+                    (None, None) => None,
+                    // The key changed between the stages.
+                    _ => {
+                        log_warning!("[{name}] Only one of {peer}'s connections has a session.");
+                        return;
+                    }
+                };
+                sup.hand_off(i, remote.unwrap_or_default(), first, second, sessions);
                 let input = ResourceInput::Handshake2 {
                     peer: peer.ip().to_canonical().to_string(),
                 };
                 if let Some((text, priority)) = sup.handshake(ctx, i, input) {
                     // Stage-2 refusals go on #2, as 0.3.4 sends them.
-                    if let Some((_, _, mut second)) = sup.take_handoff(i) {
-                        send_now(&mut second, &refusal(&text, priority), "handshake");
+                    if let Some((_, _, mut second, sessions)) = sup.take_handoff(i) {
+                        let mut session = sessions.map(|[_, s2]| s2);
+                        let reply = refusal(&text, priority);
+                        send_sealed(&mut second, session.as_mut(), reply, "handshake");
                     }
                 }
             }
@@ -173,7 +213,8 @@ impl Acceptor {
     }
 
     /// A control request over TCP: status polls (from watchdogs) and,
-    /// when every named resource has a key, role changes.
+    /// when every named resource has a key, role changes. In a session,
+    /// every named resource must have the session's key.
     #[allow(clippy::too_many_arguments)]
     fn control(
         &mut self,
@@ -185,6 +226,7 @@ impl Acceptor {
         req: ControlRequest,
         peer: SocketAddr,
         local: SocketAddr,
+        session: Option<&Session>,
     ) {
         let named: Vec<usize> = if req.resources.first().is_some_and(|n| n == "all") {
             sup.active()
@@ -195,7 +237,11 @@ impl Acceptor {
             req.resources.first().is_some_and(|n| n == "all") || named.len() == req.resources.len();
         let authenticated = all_known
             && named.iter().all(|&i| {
-                peers::authenticate(nv, sup.list[i].cfg.key.as_ref(), peer, local).is_ok()
+                let key: Option<&Key> = sup.list[i].cfg.key.as_ref();
+                match session {
+                    Some(s) => secure::covers(s, key),
+                    None => peers::authenticate(nv, key, peer, local).is_ok(),
+                }
             });
         if !authenticated {
             log_limited!(
@@ -212,11 +258,11 @@ impl Acceptor {
             return listen.inbox.close(ctx.poller, id);
         }
         let reply = Requests { sup: &mut *sup }.handle(ctx, nv);
-        let Some(mut stream) = listen.inbox.take(ctx.poller, id) else {
+        let Some((mut stream, mut session)) = listen.inbox.take_secure(ctx.poller, id) else {
             return;
         };
         let sent = match reply {
-            Some(reply) => send_now(&mut stream, &reply, "status"),
+            Some(reply) => send_sealed(&mut stream, session.as_mut(), reply, "status"),
             None => false,
         };
         // Only an answer the poller took counts as contact (the primary's
@@ -240,6 +286,7 @@ fn refusal(text: &str, priority: Option<i32>) -> NvList {
     }
 }
 
+/// Answers with a refusal (sealed in a session) and closes.
 fn refuse(
     listen: &mut ListenServer,
     ctx: &mut Ctx<'_>,
@@ -247,7 +294,7 @@ fn refuse(
     text: &str,
     priority: Option<i32>,
 ) {
-    if let Some(mut stream) = listen.inbox.take(ctx.poller, id) {
-        send_now(&mut stream, &refusal(text, priority), "refusal");
-    }
+    listen
+        .inbox
+        .reply(ctx.poller, id, Some(refusal(text, priority)));
 }

@@ -1,6 +1,8 @@
 //! Accepted connections that each bring one framed request: read without
 //! blocking the loop, dropped when they miss their deadline. Shared by
-//! the control socket and the listen socket.
+//! the control socket and the listen socket. A listen connection may
+//! first open an HMAC-SHA256 session: then its request is the second
+//! frame, within the same deadline, and every frame either way is sealed.
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -8,6 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Duration;
 
 use crate::event::{Interest, Poller, TimerId, Token};
+use crate::proto::hmac::Session;
 use crate::proto::{FrameReader, NvList, encode_frame};
 use crate::{log_debug, log_warning};
 
@@ -22,6 +25,8 @@ const REPLY_TIMEOUT: Duration = Duration::from_millis(100);
 pub trait Stream: Read + Write + AsFd {
     fn set_nonblocking(&self, on: bool) -> std::io::Result<()>;
     fn set_write_timeout(&self, t: Option<Duration>) -> std::io::Result<()>;
+    /// Who is at the other end, for the log.
+    fn peer(&self) -> String;
 }
 
 impl Stream for std::os::unix::net::UnixStream {
@@ -30,6 +35,9 @@ impl Stream for std::os::unix::net::UnixStream {
     }
     fn set_write_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
         std::os::unix::net::UnixStream::set_write_timeout(self, t)
+    }
+    fn peer(&self) -> String {
+        "a control client".into()
     }
 }
 
@@ -40,11 +48,16 @@ impl Stream for std::net::TcpStream {
     fn set_write_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
         std::net::TcpStream::set_write_timeout(self, t)
     }
+    fn peer(&self) -> String {
+        self.peer_addr()
+            .map_or("an unknown peer".into(), |a| a.to_string())
+    }
 }
 
 pub struct Conn<S> {
     pub stream: S,
     reader: FrameReader,
+    session: Option<Session>,
 }
 
 /// Connections of one listener; their ids (tokens and timer ids) are
@@ -89,21 +102,35 @@ impl<S: Stream> Inbox<S> {
             Conn {
                 stream,
                 reader: FrameReader::new(),
+                session: None,
             },
         );
     }
 
-    /// Reads from a connection; returns its request once complete. A
-    /// connection that errs, closes early or sends garbage is dropped.
+    /// Reads from a connection; returns its request once complete (opened,
+    /// if the connection has a session). A connection that errs, closes
+    /// early, sends garbage or a frame its session refuses is dropped.
     pub fn read(&mut self, poller: &mut Poller, id: u64) -> Option<NvList> {
         let conn = self.conns.get_mut(&id)?;
         let mut buf = [0u8; 8192];
         loop {
-            match conn.reader.next_list() {
-                Ok(Some(list)) => return Some(list),
-                Ok(None) => {}
-                Err(e) => {
-                    log_warning!("Unable to receive {} request: {e}.", self.what);
+            let next = match conn.reader.next_payload() {
+                Ok(Some(payload)) => Some(open(conn, &payload)),
+                Ok(None) => None,
+                Err(e) => Some(Err(e.to_string())),
+            };
+            match next {
+                Some(Ok(list)) => return Some(list),
+                None => {}
+                Some(Err(e)) => {
+                    match &conn.session {
+                        Some(s) => log_warning!(
+                            "[{}] Refusing a frame from {}: {e}; closing.",
+                            s.resource(),
+                            conn.stream.peer()
+                        ),
+                        None => log_warning!("Unable to receive {} request: {e}.", self.what),
+                    }
                     self.close(poller, id);
                     return None;
                 }
@@ -134,20 +161,47 @@ impl<S: Stream> Inbox<S> {
         self.conns.get(&id).map(|c| &c.stream)
     }
 
-    /// Sends the reply (if any) and closes.
+    /// The connection's session, if it opened one.
+    pub fn session(&self, id: u64) -> Option<&Session> {
+        self.conns.get(&id)?.session.as_ref()
+    }
+
+    /// Seals everything on the connection from now on, and sends the
+    /// session's greeting; the connection stays open for its request.
+    /// False if it was closed.
+    pub fn secure(&mut self, poller: &mut Poller, id: u64, session: Session) -> bool {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return false;
+        };
+        let greeting = session.greeting();
+        conn.session = Some(session);
+        let sent = send_sealed(&mut conn.stream, conn.session.as_mut(), greeting, self.what)
+            && conn.stream.set_nonblocking(true).is_ok();
+        if !sent {
+            self.close(poller, id);
+        }
+        sent
+    }
+
+    /// Sends the reply (if any; sealed with the session) and closes.
     pub fn reply(&mut self, poller: &mut Poller, id: u64, reply: Option<NvList>) {
         if let (Some(reply), Some(conn)) = (reply, self.conns.get_mut(&id)) {
-            send_now(&mut conn.stream, &reply, self.what);
+            send_sealed(&mut conn.stream, conn.session.as_mut(), reply, self.what);
         }
         self.close(poller, id);
     }
 
     /// Stops watching a connection and hands it over (kept open).
     pub fn take(&mut self, poller: &mut Poller, id: u64) -> Option<S> {
+        self.take_secure(poller, id).map(|(stream, _)| stream)
+    }
+
+    /// `take`, with the connection's session.
+    pub fn take_secure(&mut self, poller: &mut Poller, id: u64) -> Option<(S, Option<Session>)> {
         let conn = self.conns.remove(&id)?;
         let _ = poller.deregister(conn.stream.as_fd());
         let _ = poller.cancel_timer(TimerId(id));
-        Some(conn.stream)
+        Some((conn.stream, conn.session))
     }
 
     /// A connection's deadline passed.
@@ -175,6 +229,27 @@ impl<S: Stream> Inbox<S> {
     pub fn descriptors(&self, out: &mut Vec<RawFd>) {
         out.extend(self.conns.values().map(|c| c.stream.as_fd().as_raw_fd()));
     }
+}
+
+fn open<S>(conn: &mut Conn<S>, payload: &[u8]) -> Result<NvList, String> {
+    match conn.session.as_mut() {
+        Some(s) => s.open(payload).map_err(|e| e.to_string()),
+        None => NvList::decode(payload).map_err(|e| format!("invalid payload: {e}")),
+    }
+}
+
+/// `send_now`, sealing with `session` if there is one.
+pub fn send_sealed<S: Stream>(
+    stream: &mut S,
+    session: Option<&mut Session>,
+    list: NvList,
+    what: &str,
+) -> bool {
+    let list = match session {
+        Some(s) => s.seal(&list),
+        None => list,
+    };
+    send_now(stream, &list, what)
 }
 
 /// Writes one frame with a short timeout, leaving the stream blocking.

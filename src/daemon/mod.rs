@@ -11,6 +11,7 @@ mod outbound;
 mod peers;
 mod reload;
 mod requests;
+mod secure;
 mod supervisor;
 mod workers;
 

@@ -4,6 +4,11 @@
 //! non-blocking with the resource's `timeout` as its deadline, connecting
 //! included (0.3.4 always waited 5 s to connect, the default `timeout`, so
 //! that short intervals could not make failover short).
+//!
+//! With an HMAC-SHA256 key each connection first sends a hello and waits
+//! for the server's sealed greeting; the request and every answer are
+//! then sealed, and a handshake's sessions go to the worker with its
+//! connections.
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -13,9 +18,11 @@ use std::time::Duration;
 
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, bind, connect, socket};
 
-use super::peers;
+use super::{peers, secure};
 use crate::config::Key;
 use crate::event::{Interest, Poller, TimerId, Token};
+use crate::proto::auth::AuthFields;
+use crate::proto::hmac::{Hello, Session, SessionState};
 use crate::proto::msg::{
     Complaint, Handshake1, Handshake1Reply, Handshake2, Handshake2Confirm, StatusOutcome,
     StatusPoll, StatusReply, Token as HandshakeToken,
@@ -69,6 +76,7 @@ pub enum Outcome {
     Connected {
         out: OwnedFd,
         back: OwnedFd,
+        sessions: Option<[SessionState; 2]>,
     },
     Polled {
         role: Role,
@@ -90,9 +98,13 @@ enum Step {
 #[derive(Debug, PartialEq, Eq)]
 enum Stage {
     Connecting1,
+    /// The hello was sent on #1; waiting for the greeting.
+    Greeting1,
     /// Handshake stage 1 sent on #1; waiting for the token.
     AwaitToken,
     Connecting2(HandshakeToken),
+    /// The hello was sent on #2; waiting for the greeting.
+    Greeting2(HandshakeToken),
     /// Stage 2 sent on #2; waiting for the confirmation on #1.
     AwaitConfirm,
     /// The poll was sent; waiting for the status reply.
@@ -104,7 +116,14 @@ struct Job {
     stage: Stage,
     first: TcpStream,
     second: Option<TcpStream>,
-    reader: FrameReader,
+    /// One per connection.
+    readers: [FrameReader; 2],
+    /// The secret when the resource's key is HMAC-SHA256.
+    secret: Option<Vec<u8>>,
+    /// The hello awaiting its greeting.
+    hello: Option<Hello>,
+    /// Each connection's session, once greeted.
+    sessions: [Option<Session>; 2],
 }
 
 #[derive(Default)]
@@ -177,6 +196,11 @@ impl Outbound {
             let _ = poller.deregister(first.as_fd());
             return Some((req, Outcome::Failed(unreachable(e))));
         }
+        let secret = req
+            .key
+            .as_ref()
+            .and_then(Key::hmac_secret)
+            .map(<[u8]>::to_vec);
         self.jobs.insert(
             n,
             Job {
@@ -184,7 +208,10 @@ impl Outbound {
                 stage: Stage::Connecting1,
                 first,
                 second: None,
-                reader: FrameReader::new(),
+                readers: Default::default(),
+                secret,
+                hello: None,
+                sessions: [None, None],
             },
         );
         None
@@ -196,7 +223,7 @@ impl Outbound {
         let job = self.jobs.get_mut(&n)?;
         let step = match job.stage {
             Stage::Connecting1 | Stage::Connecting2(_) => job.connected(poller, n),
-            Stage::AwaitToken | Stage::AwaitConfirm | Stage::AwaitStatus => job.read(poller, n),
+            _ => job.read(poller, n),
         };
         match step {
             Ok(Step::Pending) => None,
@@ -212,6 +239,7 @@ impl Outbound {
         let job = self.jobs.get(&n)?;
         let what = match job.stage {
             Stage::Connecting1 | Stage::Connecting2(_) => "connect timed out",
+            Stage::Greeting1 | Stage::Greeting2(_) => "no greeting in time",
             _ => "no answer in time",
         };
         Some(self.finish(poller, n, Some(Outcome::Failed(unreachable(what)))))
@@ -236,10 +264,17 @@ impl Outbound {
         let outcome = match (outcome, job.second) {
             (Some(outcome), _) => outcome,
             // The job's streams become the worker's connections.
-            (None, Some(second)) => Outcome::Connected {
-                out: job.first.into(),
-                back: second.into(),
-            },
+            (None, Some(second)) => {
+                let sessions = match job.sessions {
+                    [Some(s1), Some(s2)] => Some([s1.state(), s2.state()]),
+                    _ => None,
+                };
+                Outcome::Connected {
+                    out: job.first.into(),
+                    back: second.into(),
+                    sessions,
+                }
+            }
             (None, None) => Outcome::Failed(unreachable("no second connection")),
         };
         (job.req, outcome)
@@ -282,17 +317,11 @@ impl Outbound {
 }
 
 impl Job {
-    /// The connection in progress finished connecting: send what this
-    /// stage sends.
+    /// The connection in progress finished connecting: send the hello or
+    /// what this stage sends.
     fn connected(&mut self, poller: &mut Poller, n: u64) -> Result<Step, ConnectFailure> {
-        let second = matches!(self.stage, Stage::Connecting2(_));
-        let stream = if second {
-            self.second
-                .as_mut()
-                .expect("stage 2 has a second connection")
-        } else {
-            &mut self.first
-        };
+        let c = usize::from(matches!(self.stage, Stage::Connecting2(_)));
+        let stream = self.stream(c)?;
         if let Some(e) = stream.take_error().map_err(unreachable)? {
             return Err(unreachable(e));
         }
@@ -301,63 +330,145 @@ impl Job {
             (Ok(l), Ok(p)) => (l, p),
             (Err(e), _) | (_, Err(e)) => return Err(unreachable(e)),
         };
-        let auth = peers::sign(self.req.key.as_ref(), local, peer);
-        let name = self.req.name.clone();
         let _ = poller.deregister(stream.as_fd());
-        let list = match (&self.stage, &self.req.purpose) {
-            (Stage::Connecting1, Purpose::Handshake { priority }) => Handshake1 {
-                resource: name,
-                priority: Some(*priority),
-                auth,
+        if self.secret.is_none() {
+            let auth = peers::sign(self.req.key.as_ref(), local, peer);
+            return self.send_request(poller, n, auth);
+        }
+        let hello = Hello {
+            resource: self.req.name.clone(),
+            nonce: secure::nonce().map_err(unreachable)?,
+        };
+        send(self.stream(c)?, &hello.to_nv()).map_err(unreachable)?;
+        self.hello = Some(hello);
+        self.stage = match std::mem::replace(&mut self.stage, Stage::Greeting1) {
+            Stage::Connecting2(token) => Stage::Greeting2(token),
+            _ => Stage::Greeting1,
+        };
+        self.await_on(poller, n, c, true)
+    }
+
+    /// Sends the request of this stage, sealed if its connection has a
+    /// session.
+    fn send_request(
+        &mut self,
+        poller: &mut Poller,
+        n: u64,
+        auth: Option<AuthFields>,
+    ) -> Result<Step, ConnectFailure> {
+        let resource = self.req.name.clone();
+        let (list, c) = match (&self.stage, &self.req.purpose) {
+            (Stage::Connecting1 | Stage::Greeting1, Purpose::Handshake { priority }) => {
+                let priority = Some(*priority);
+                let h = Handshake1 {
+                    resource,
+                    priority,
+                    auth,
+                };
+                (h.to_nv(), 0)
             }
-            .to_nv(),
-            (Stage::Connecting1, Purpose::Poll) => StatusPoll {
-                auth,
-                resource: name,
+            (Stage::Connecting1 | Stage::Greeting1, Purpose::Poll) => {
+                (StatusPoll { auth, resource }.to_nv(), 0)
             }
-            .to_nv(),
-            (Stage::Connecting1, Purpose::Complain) => Complaint {
-                auth,
-                resource: name,
+            (Stage::Connecting1 | Stage::Greeting1, Purpose::Complain) => {
+                (Complaint { auth, resource }.to_nv(), 0)
             }
-            .to_nv(),
-            (Stage::Connecting2(token), _) => Handshake2 {
-                auth,
-                resource: name,
-                token: *token,
-                resuid: 0,
+            (Stage::Connecting2(token) | Stage::Greeting2(token), _) => {
+                let h = Handshake2 {
+                    auth,
+                    resource,
+                    token: *token,
+                    resuid: 0,
+                };
+                (h.to_nv(), 1)
             }
-            .to_nv(),
             _ => return Err(unreachable("unexpected connection")),
         };
-        send(stream, &list).map_err(unreachable)?;
+        let list = match self.sessions[c].as_mut() {
+            Some(s) => s.seal(&list),
+            None => list,
+        };
+        send(self.stream(c)?, &list).map_err(unreachable)?;
+        // The greeting and the answer share one timeout, so that a step
+        // takes no longer than without a key.
+        let restart = matches!(self.stage, Stage::Connecting1 | Stage::Connecting2(_));
         self.stage = match (&self.stage, &self.req.purpose) {
-            (Stage::Connecting1, Purpose::Complain) => return Ok(Step::Done(Outcome::Complained)),
-            (Stage::Connecting1, Purpose::Poll) => Stage::AwaitStatus,
-            (Stage::Connecting1, _) => Stage::AwaitToken,
-            _ => Stage::AwaitConfirm,
+            (Stage::Connecting2(_) | Stage::Greeting2(_), _) => Stage::AwaitConfirm,
+            (_, Purpose::Complain) => return Ok(Step::Done(Outcome::Complained)),
+            (_, Purpose::Poll) => Stage::AwaitStatus,
+            _ => Stage::AwaitToken,
         };
         // Answers always come on the first connection.
+        self.await_on(poller, n, 0, restart)
+    }
+
+    /// Waits for a frame on connection `c`; `restart` sets a new timeout.
+    fn await_on(
+        &mut self,
+        poller: &mut Poller,
+        n: u64,
+        c: usize,
+        restart: bool,
+    ) -> Result<Step, ConnectFailure> {
+        let timeout = self.req.timeout;
+        let stream = self.stream(c)?;
         poller
-            .register(self.first.as_fd(), Token(BASE + 2 * n), Interest::Read)
-            .and_then(|()| poller.set_timer(timer(n), self.req.timeout, false))
+            .register(
+                stream.as_fd(),
+                Token(BASE + 2 * n + c as u64),
+                Interest::Read,
+            )
             .map_err(unreachable)?;
+        if restart {
+            poller
+                .set_timer(timer(n), timeout, false)
+                .map_err(unreachable)?;
+        }
         Ok(Step::Pending)
     }
 
-    fn read(&mut self, poller: &mut Poller, n: u64) -> Result<Step, ConnectFailure> {
+    fn stream(&mut self, c: usize) -> Result<&mut TcpStream, ConnectFailure> {
+        match c {
+            0 => Ok(&mut self.first),
+            _ => self
+                .second
+                .as_mut()
+                .ok_or_else(|| unreachable("no second connection")),
+        }
+    }
+
+    /// The next whole frame on connection `c`, opened in its session.
+    fn next_frame(&mut self, c: usize) -> Result<Option<Vec<u8>>, ConnectFailure> {
         let mut buf = [0u8; 4096];
-        let list = loop {
-            if let Some(list) = self.reader.next_list().map_err(unreachable)? {
-                break list;
+        loop {
+            if let Some(payload) = self.readers[c].next_payload().map_err(unreachable)? {
+                return Ok(Some(payload));
             }
-            match self.first.read(&mut buf) {
+            match self.stream(c)?.read(&mut buf) {
                 Ok(0) => return Err(unreachable("connection closed by the remote node")),
-                Ok(k) => self.reader.push(&buf[..k]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Step::Pending),
+                Ok(k) => self.readers[c].push(&buf[..k]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(unreachable(e)),
             }
+        }
+    }
+
+    fn read(&mut self, poller: &mut Poller, n: u64) -> Result<Step, ConnectFailure> {
+        let c = usize::from(matches!(self.stage, Stage::Greeting2(_)));
+        let Some(payload) = self.next_frame(c)? else {
+            return Ok(Step::Pending);
+        };
+        if matches!(self.stage, Stage::Greeting1 | Stage::Greeting2(_)) {
+            self.sessions[c] = Some(self.greeted(&payload)?);
+            let _ = poller.deregister(self.stream(c)?.as_fd());
+            return self.send_request(poller, n, None);
+        }
+        let list = match self.sessions[c].as_mut() {
+            Some(s) => s
+                .open(&payload)
+                .map_err(|e| unreachable(format!("refusing its answer: {e}")))?,
+            None => NvList::decode(&payload).map_err(unreachable)?,
         };
         match self.stage {
             Stage::AwaitStatus => Ok(Step::Done(poll_result(&list))),
@@ -387,6 +498,23 @@ impl Job {
             },
             _ => Err(unreachable("unexpected answer")),
         }
+    }
+
+    /// The session the server's greeting opens. Anything else, an
+    /// unsealed refusal included, proves nothing, so it is no contact.
+    fn greeted(&mut self, payload: &[u8]) -> Result<Session, ConnectFailure> {
+        let (Some(secret), Some(hello)) = (&self.secret, self.hello.take()) else {
+            return Err(unreachable("no hello was sent"));
+        };
+        Session::client(secret, &hello, payload).map_err(|e| {
+            let refusal = NvList::decode(payload)
+                .ok()
+                .and_then(|l| l.get_str("errmsg").map(str::to_string));
+            match refusal {
+                Some(text) => unreachable(format!("refused before authentication: {text}")),
+                None => unreachable(format!("the remote node failed to authenticate: {e}")),
+            }
+        })
     }
 }
 

@@ -68,6 +68,10 @@ pub fn unix_now() -> u64 {
 }
 
 fn algorithm(key: &Key) -> Result<Algorithm, String> {
+    // No downgrade: an HMAC-SHA256 key never accepts or makes a digest.
+    if key.hmac_secret().is_some() {
+        return Err("The key is HMAC-SHA256: a request outside a session is refused.".into());
+    }
     key.algorithm
         .parse::<Algorithm>()
         .map_err(|e| format!("{e}"))

@@ -16,6 +16,7 @@ use super::outbound::{self, Outbound, Outcome, Purpose};
 use super::{peers, workers};
 use crate::config::{Config, Resource};
 use crate::event::{ExitStatus, Interest, Poller, TimerId, Token};
+use crate::proto::hmac::Session;
 use crate::proto::msg::HookEvent;
 use crate::role::resource::{
     ResourceAction, ResourceConfig, ResourceInput, ResourceMachine, WorkerExit, WorkerId,
@@ -73,8 +74,12 @@ pub struct ResourceState {
     pub retired: bool,
     /// A handshake's two connections and the remote they came from, for
     /// the secondary worker about to start.
-    handoff: Option<(usize, TcpStream, TcpStream)>,
+    handoff: Option<Handoff>,
 }
+
+/// The remote, both connections, and their HMAC-SHA256 sessions if the
+/// resource's key makes them.
+pub type Handoff = (usize, TcpStream, TcpStream, Option<[Session; 2]>);
 
 impl ResourceState {
     fn new(r: &Resource) -> ResourceState {
@@ -335,12 +340,19 @@ impl Supervisor {
 
     /// Keeps a completed handshake's connections for the secondary worker
     /// the machine is about to start.
-    pub fn hand_off(&mut self, i: usize, remote: usize, first: TcpStream, second: TcpStream) {
-        self.list[i].handoff = Some((remote, first, second));
+    pub fn hand_off(
+        &mut self,
+        i: usize,
+        remote: usize,
+        first: TcpStream,
+        second: TcpStream,
+        sessions: Option<[Session; 2]>,
+    ) {
+        self.list[i].handoff = Some((remote, first, second, sessions));
     }
 
     /// Takes back the connections of a refused stage 2.
-    pub fn take_handoff(&mut self, i: usize) -> Option<(usize, TcpStream, TcpStream)> {
+    pub fn take_handoff(&mut self, i: usize) -> Option<Handoff> {
         self.list[i].handoff.take()
     }
 
@@ -408,14 +420,14 @@ impl Supervisor {
             for w in &r.workers {
                 close.extend(w.channel.as_ref().map(Channel::raw_fd));
             }
-            if let Some((_, a, b)) = &r.handoff {
+            if let Some((_, a, b, _)) = &r.handoff {
                 close.extend([
                     std::os::fd::AsRawFd::as_raw_fd(a),
                     std::os::fd::AsRawFd::as_raw_fd(b),
                 ]);
             }
         }
-        if let Some((_, a, b)) = &handoff {
+        if let Some((_, a, b, _)) = &handoff {
             close.extend([
                 std::os::fd::AsRawFd::as_raw_fd(a),
                 std::os::fd::AsRawFd::as_raw_fd(b),
@@ -424,7 +436,7 @@ impl Supervisor {
         let setup = workers::Spawn {
             resource: &self.list[i].cfg,
             role,
-            primary: handoff.as_ref().map(|(r, _, _)| *r),
+            primary: handoff.as_ref().map(|(r, ..)| *r),
             urgent,
             debug: self.debug,
             foreground: self.foreground,
@@ -450,8 +462,9 @@ impl Supervisor {
         if let Err(e) = watched {
             log_error!("[{name}] Unable to watch worker (pid={pid}): {e}.");
         }
-        if let Some((remote, first, second)) = handoff {
-            let msg = ToWorker::Connected { remote }.to_nv();
+        if let Some((remote, first, second, sessions)) = handoff {
+            let sessions = sessions.map(|s| s.map(|s| s.state()));
+            let msg = ToWorker::Connected { remote, sessions }.to_nv();
             if let Err(e) = channel.send(&msg, &[first.as_fd(), second.as_fd()]) {
                 log_error!("[{name}] Unable to hand the connections to the worker: {e}.");
             }
@@ -637,10 +650,18 @@ impl Supervisor {
         let (i, remote, token) = (req.resource, req.remote, req.worker);
         let addr = self.list[i].cfg.remote[remote].to_string();
         match (req.purpose, outcome) {
-            (_, Outcome::Connected { out, back }) => {
+            (
+                _,
+                Outcome::Connected {
+                    out,
+                    back,
+                    sessions,
+                },
+            ) => {
                 let fds: [&OwnedFd; 2] = [&out, &back];
                 let fds = fds.map(|f| f.as_fd());
-                self.send(i, token, &ToWorker::Connected { remote }, &fds);
+                let msg = ToWorker::Connected { remote, sessions };
+                self.send(i, token, &msg, &fds);
             }
             (Purpose::Handshake { .. }, Outcome::Failed(reason)) => {
                 self.send(i, token, &ToWorker::ConnectFailed { remote, reason }, &[]);

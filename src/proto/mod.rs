@@ -1,8 +1,10 @@
-//! Wire codec: frames, nv lists, messages and authentication. Pure code:
-//! bytes in, values out; no sockets, no clock.
+//! Wire codec: frames, nv lists, messages and authentication (the 0.3.4
+//! digest and HMAC-SHA256 sessions). Pure code: bytes in, values out; no
+//! sockets, no clock.
 
 pub mod auth;
 pub mod frame;
+pub mod hmac;
 pub mod msg;
 pub mod nv;
 

@@ -1,6 +1,9 @@
 //! A worker's peer connections: the two TCP connections of one
 //! primary–secondary pair, handed over by the main process. One carries
 //! what this side sends, the other what it receives (protocol.md §4.3).
+//! With an HMAC-SHA256 key each connection continues the session the main
+//! process opened on it: everything sent is sealed, everything received
+//! must open.
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -8,6 +11,7 @@ use std::net::TcpStream;
 use std::os::fd::{AsFd, OwnedFd};
 
 use crate::event::{Interest, Poller, Token};
+use crate::proto::hmac::Session;
 use crate::proto::{FrameReader, NvList, encode_frame};
 
 /// Link `r` reads with token `BASE + r`.
@@ -21,6 +25,8 @@ struct Link {
     send_on: TcpStream,
     recv_on: TcpStream,
     reader: FrameReader,
+    /// The sessions of `send_on` and `recv_on`.
+    sessions: Option<(Session, Session)>,
 }
 
 #[derive(Default)]
@@ -31,7 +37,8 @@ pub struct Links {
 /// What reading a link gave.
 pub enum Received {
     Lists(Vec<NvList>),
-    /// Closed, failed, or sent something that is not a frame.
+    /// Closed, failed, or sent something that is not a frame or that its
+    /// session refuses.
     Lost(String),
 }
 
@@ -42,6 +49,7 @@ impl Links {
         remote: usize,
         send_on: OwnedFd,
         recv_on: OwnedFd,
+        sessions: Option<(Session, Session)>,
     ) -> std::io::Result<()> {
         self.remove(poller, remote);
         // Both arrive non-blocking (see `Worker::connected`).
@@ -54,6 +62,7 @@ impl Links {
                 send_on,
                 recv_on,
                 reader: FrameReader::new(),
+                sessions,
             },
         );
         Ok(())
@@ -76,12 +85,19 @@ impl Links {
     /// full socket buffer means the peer is gone.
     pub fn send(&mut self, remote: usize, list: &NvList, on_recv: bool) -> Result<(), String> {
         let link = self.links.get_mut(&remote).ok_or("not connected")?;
-        let frame = encode_frame(list).map_err(|e| e.to_string())?;
-        let stream = if on_recv {
-            &mut link.recv_on
-        } else {
-            &mut link.send_on
+        let (stream, session) = match (on_recv, link.sessions.as_mut()) {
+            (false, s) => (&mut link.send_on, s.map(|(s, _)| s)),
+            (true, s) => (&mut link.recv_on, s.map(|(_, r)| r)),
         };
+        let sealed;
+        let list = match session {
+            Some(s) => {
+                sealed = s.seal(list);
+                &sealed
+            }
+            None => list,
+        };
+        let frame = encode_frame(list).map_err(|e| e.to_string())?;
         match stream.write(&frame) {
             Ok(n) if n == frame.len() => Ok(()),
             Ok(_) => Err("the remote node does not take what we send".into()),
@@ -105,10 +121,20 @@ impl Links {
             }
         }
         loop {
-            match link.reader.next_list() {
-                Ok(Some(l)) => lists.push(l),
+            let payload = match link.reader.next_payload() {
+                Ok(Some(p)) => p,
                 Ok(None) => return Received::Lists(lists),
                 Err(e) => return Received::Lost(e.to_string()),
+            };
+            let list = match link.sessions.as_mut() {
+                Some((_, s)) => s
+                    .open(&payload)
+                    .map_err(|e| format!("refusing a frame: {e}")),
+                None => NvList::decode(&payload).map_err(|e| format!("invalid payload: {e}")),
+            };
+            match list {
+                Ok(l) => lists.push(l),
+                Err(e) => return Received::Lost(e),
             }
         }
     }

@@ -17,6 +17,7 @@ use nix::sys::signal::Signal;
 
 use crate::config::Resource;
 use crate::event::{Event, Interest, Poller, TimerId, Token};
+use crate::proto::hmac::{Session, SessionState};
 use crate::proto::msg::{Handshake2Confirm, HeartbeatReply, HeartbeatRequest};
 use crate::role::primary::{Primary, PrimaryConfig};
 use crate::role::secondary::{Secondary, SecondaryConfig};
@@ -139,6 +140,11 @@ struct Worker {
     started: bool,
     clock: std::time::Instant,
     last_report: Option<Report>,
+    /// The remotes' addresses, for the log.
+    remotes: Vec<String>,
+    /// The resource's name and secret when its key is HMAC-SHA256: the
+    /// connections' sessions continue with them.
+    hmac: Option<(String, Vec<u8>)>,
 }
 
 impl Worker {
@@ -175,6 +181,12 @@ impl Worker {
             started: false,
             clock,
             last_report: None,
+            remotes: r.remote.iter().map(ToString::to_string).collect(),
+            hmac: r
+                .key
+                .as_ref()
+                .and_then(crate::config::Key::hmac_secret)
+                .map(|s| (r.name.clone(), s.to_vec())),
         })
     }
 
@@ -253,7 +265,9 @@ impl Worker {
     fn receive(&mut self) -> Result<Option<Input>, i32> {
         match self.channel.recv() {
             Ok(Some((nv, fds))) => match ToWorker::from_nv(&nv) {
-                Some(ToWorker::Connected { remote }) => Ok(self.connected(remote, fds)),
+                Some(ToWorker::Connected { remote, sessions }) => {
+                    Ok(self.connected(remote, sessions, fds))
+                }
                 Some(ToWorker::PollResult { remote, result }) => {
                     Ok(Some(Input::Polled { remote, result }))
                 }
@@ -285,11 +299,32 @@ impl Worker {
     /// Installs the two connections of a remote. A primary reads replies
     /// on the second and sends on the first; a secondary the other way
     /// round, and confirms the handshake on the first before it starts.
-    fn connected(&mut self, remote: usize, fds: Vec<std::os::fd::OwnedFd>) -> Option<Input> {
+    fn connected(
+        &mut self,
+        remote: usize,
+        sessions: Option<[SessionState; 2]>,
+        fds: Vec<std::os::fd::OwnedFd>,
+    ) -> Option<Input> {
         let mut fds = fds.into_iter();
         let (Some(first), Some(second)) = (fds.next(), fds.next()) else {
             log_error!("The main process sent a connection without its descriptors.");
             return None;
+        };
+        // Never a connection without sessions when the key asks for them.
+        let sessions = match (&self.hmac, sessions) {
+            (Some((name, secret)), Some([s1, s2])) => Some([
+                Session::from_state(secret, name, s1),
+                Session::from_state(secret, name, s2),
+            ]),
+            (None, None) => None,
+            _ => {
+                log_error!("The connection's authentication does not match the configured key.");
+                let why = "the key does not match the connection".to_string();
+                return Some(Input::ConnectFailed {
+                    remote,
+                    reason: crate::role::ConnectFailure::Unreachable(why),
+                });
+            }
         };
         for fd in [&first, &second] {
             // Non-blocking first: the narrowed rights keep fcntl but not
@@ -302,9 +337,15 @@ impl Worker {
                 log_warning!("Unable to narrow a connection's rights: {e}.");
             }
         }
-        let installed = match self.role {
-            Role::Secondary => self.links.add(&mut self.poller, remote, second, first),
-            _ => self.links.add(&mut self.poller, remote, first, second),
+        let installed = match (self.role, sessions) {
+            (Role::Secondary, s) => {
+                let s = s.map(|[s1, s2]| (s2, s1));
+                self.links.add(&mut self.poller, remote, second, first, s)
+            }
+            (_, s) => {
+                let s = s.map(|[s1, s2]| (s1, s2));
+                self.links.add(&mut self.poller, remote, first, second, s)
+            }
         };
         if let Err(e) = installed {
             log_error!("Unable to use the connection: {e}.");
@@ -341,7 +382,8 @@ impl Worker {
                 }
             }
             Received::Lost(why) => {
-                log_warning!("Connection to remote {remote} lost: {why}.");
+                let addr = self.remotes.get(remote).map_or("?", String::as_str);
+                log_warning!("Connection to remote {addr} lost: {why}.");
                 self.links.remove(&mut self.poller, remote);
                 self.queue.push_back(Input::PeerLost { remote });
             }

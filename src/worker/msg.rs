@@ -3,6 +3,7 @@
 //! not compatible: an nv list with a `cmd` and one field per value.
 
 use crate::proto::NvList;
+use crate::proto::hmac::{Nonce, SessionState, Side};
 use crate::proto::msg::HookEvent;
 use crate::role::{ConnectFailure, HookResult, RemoteReport, Report, Time};
 use crate::types::{Role, State};
@@ -19,8 +20,12 @@ pub enum ToWorker {
     /// over the network.
     Polled { remote: bool },
     /// The connection asked for is up; its descriptors come with this
-    /// message.
-    Connected { remote: usize },
+    /// message, and with an HMAC-SHA256 key the state of each one's session
+    /// (the worker takes the key from its own configuration).
+    Connected {
+        remote: usize,
+        sessions: Option<[SessionState; 2]>,
+    },
     ConnectFailed {
         remote: usize,
         reason: ConnectFailure,
@@ -65,6 +70,33 @@ fn put_idx(nv: &mut NvList, name: &str, v: usize) {
     nv.add_u32(name, u32::try_from(v).unwrap_or(u32::MAX));
 }
 
+fn put_session(nv: &mut NvList, j: usize, s: &SessionState) {
+    let side = match s.side {
+        Side::Client => 0,
+        Side::Server => 1,
+    };
+    nv.add_u8(format!("side{j}"), side)
+        .add_u8_array(format!("nc{j}"), &s.client_nonce)
+        .add_u8_array(format!("ns{j}"), &s.server_nonce)
+        .add_u64(format!("sent{j}"), s.sent)
+        .add_u64(format!("received{j}"), s.received);
+}
+
+fn session(nv: &NvList, j: usize) -> Option<SessionState> {
+    let nonce = |name: String| Nonce::try_from(nv.get_u8_array(&name)?).ok();
+    Some(SessionState {
+        side: match nv.get_u8(&format!("side{j}"))? {
+            0 => Side::Client,
+            1 => Side::Server,
+            _ => return None,
+        },
+        client_nonce: nonce(format!("nc{j}"))?,
+        server_nonce: nonce(format!("ns{j}"))?,
+        sent: nv.get_u64(&format!("sent{j}"))?,
+        received: nv.get_u64(&format!("received{j}"))?,
+    })
+}
+
 impl ToWorker {
     pub fn to_nv(&self) -> NvList {
         let mut nv = NvList::new();
@@ -84,9 +116,15 @@ impl ToWorker {
             ToWorker::Polled { remote } => {
                 nv.add_u8("cmd", 2).add_u8("remote", u8::from(*remote));
             }
-            ToWorker::Connected { remote } => {
+            ToWorker::Connected { remote, sessions } => {
                 nv.add_u8("cmd", 3);
                 put_idx(&mut nv, "remote", *remote);
+                if let Some(sessions) = sessions {
+                    nv.add_u8("sessions", 2);
+                    for (j, s) in sessions.iter().enumerate() {
+                        put_session(&mut nv, j, s);
+                    }
+                }
             }
             ToWorker::ConnectFailed { remote, reason } => {
                 nv.add_u8("cmd", 4);
@@ -134,6 +172,10 @@ impl ToWorker {
             },
             3 => ToWorker::Connected {
                 remote: idx(nv, "remote")?,
+                sessions: match nv.get_u8("sessions") {
+                    None => None,
+                    Some(_) => Some([session(nv, 0)?, session(nv, 1)?]),
+                },
             },
             4 => {
                 let text = nv.get_str("text")?.to_string();
@@ -279,7 +321,29 @@ mod tests {
                 result: HookResult::NotRun,
             },
             ToWorker::Polled { remote: true },
-            ToWorker::Connected { remote: 2 },
+            ToWorker::Connected {
+                remote: 2,
+                sessions: None,
+            },
+            ToWorker::Connected {
+                remote: 1,
+                sessions: Some([
+                    SessionState {
+                        side: Side::Client,
+                        client_nonce: [1; 16],
+                        server_nonce: [2; 16],
+                        sent: 1,
+                        received: 3,
+                    },
+                    SessionState {
+                        side: Side::Server,
+                        client_nonce: [3; 16],
+                        server_nonce: [4; 16],
+                        sent: u64::MAX,
+                        received: 0,
+                    },
+                ]),
+            },
             ToWorker::PollResult {
                 remote: 1,
                 result: Ok((Role::Primary, State::Run)),
@@ -359,6 +423,13 @@ mod tests {
             .add_u8("event", 5)
             .add_u8("how", 7)
             .add_i32("code", 0);
+        assert_eq!(ToWorker::from_nv(&nv), None);
+        // A session announced but incomplete is not taken for none.
+        let mut nv = NvList::new();
+        nv.add_u8("cmd", 3)
+            .add_u32("remote", 0)
+            .add_u8("sessions", 2)
+            .add_u8("side0", 0);
         assert_eq!(ToWorker::from_nv(&nv), None);
     }
 }
