@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use common::{Node, free_port, wait_for};
+use common::{Node, connect_from, free_port, wait_for};
 use hastmon::proto::encode_frame;
 use hastmon::proto::msg::{ControlCmd, ControlRequest, Handshake2};
 use hastmon::types::Role;
@@ -48,26 +48,6 @@ fn secondary(tag: &str) -> (Node, u16) {
 /// not healthy in its role (these secondaries have no primary).
 fn answered(code: i32) -> bool {
     matches!(code, 0 | 2)
-}
-
-/// Connects from `from` (a loopback address) to `to`.
-fn connect_from(from: &str, to: &str) -> TcpStream {
-    use nix::sys::socket::{
-        AddressFamily, SockFlag, SockType, SockaddrStorage, bind, connect, socket,
-    };
-    use std::os::fd::AsRawFd;
-    let sock = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::empty(),
-        None,
-    )
-    .unwrap();
-    let from: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
-    bind(sock.as_raw_fd(), &SockaddrStorage::from(from)).unwrap();
-    let to: std::net::SocketAddr = to.parse().unwrap();
-    connect(sock.as_raw_fd(), &SockaddrStorage::from(to)).unwrap();
-    TcpStream::from(sock)
 }
 
 #[test]

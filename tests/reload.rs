@@ -190,3 +190,100 @@ fn a_reload_during_a_failover_does_not_disturb_it() {
     );
     assert_eq!(b.status_field("www", "role").unwrap(), "primary");
 }
+
+#[test]
+fn a_new_exec_path_takes_the_next_hook() {
+    let n = started("reload-exec");
+    let other = n.dir.join("other.sh");
+    std::fs::write(
+        &other,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}/other.log\nexec {}/hook.sh \"$@\"\n",
+            n.dir.display(),
+            n.dir.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let web = worker(&n, "web");
+    let text = conf("0.2", "");
+    let at = text.find("resource db").unwrap();
+    let moved = format!(
+        "{}{}",
+        &text[..at],
+        text[at..].replacen("exec {hook}", &format!("exec {}", other.display()), 1)
+    );
+    reload(&n, &moved);
+    wait_for(10, "a db hook through the new path", || {
+        common::read_lines(&n.dir.join("other.log"))
+            .iter()
+            .any(|l| l == "status db")
+            .then_some(())
+    });
+    assert!(n.log().contains("Resource db: exec "), "{}", n.log());
+    assert_eq!(worker(&n, "web"), web);
+    assert!(
+        !common::read_lines(&n.dir.join("other.log"))
+            .iter()
+            .any(|l| l.ends_with(" web"))
+    );
+}
+
+#[test]
+fn new_friends_and_remotes_and_keys_take_effect() {
+    let port = common::free_port();
+    let text = |extra: &str| {
+        format!(
+            "listen tcp4://127.0.0.2:{port}\nresource www {{\n exec {{hook}}\n heartbeat_interval 0.2\n {extra}\n on beta {{ remote tcp4://127.0.0.1:{port} role_on_start secondary }}\n}}\n"
+        )
+    };
+    let mut b = Node::new("reload-friends", "beta", &text(""));
+    b.start();
+    let complain = || {
+        let c = hastmon::proto::msg::Complaint {
+            auth: None,
+            resource: "www".into(),
+        };
+        let frame = hastmon::proto::encode_frame(&c.to_nv()).unwrap();
+        let mut s = common::connect_from("127.0.0.3", &format!("127.0.0.2:{port}"));
+        std::io::Write::write_all(&mut s, &frame).unwrap();
+    };
+    complain();
+    wait_for(10, "the stranger's refusal", || {
+        b.log()
+            .contains("Client 127.0.0.3 isn't known.")
+            .then_some(())
+    });
+    reload(&b, &text("friends tcp4://127.0.0.3"));
+    assert!(
+        b.log()
+            .contains("Resource www: friends (none) -> tcp4://127.0.0.3."),
+        "{}",
+        b.log()
+    );
+    complain();
+    wait_for(10, "the friend's complaint", || {
+        b.hooks()
+            .contains(&"complain www".to_string())
+            .then_some(())
+    });
+    reload(
+        &b,
+        &text("friends tcp4://127.0.0.3\n key { algorithm SHA256 secret s }"),
+    );
+    assert!(
+        b.log()
+            .contains("Resource www: key changed; its worker restarts."),
+        "{}",
+        b.log()
+    );
+    let hooks = b.hooks().len();
+    complain();
+    wait_for(10, "the unsigned complaint's refusal", || {
+        b.log()
+            .contains("Authentication of 127.0.0.3:")
+            .then_some(())
+    });
+    assert_eq!(b.hooks().len(), hooks);
+}

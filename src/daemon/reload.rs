@@ -69,6 +69,9 @@ pub fn differences(old: &Resource, new: &Resource) -> Vec<String> {
         secs(new.silence_limit),
     );
     let list = |l: &[crate::config::address::Address]| {
+        if l.is_empty() {
+            return "(none)".to_string();
+        }
         l.iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()

@@ -198,13 +198,49 @@ impl Node {
     }
 }
 
-/// A TCP port nobody listens on right now.
+/// Connects from `from` (a loopback address) to `to`.
+pub fn connect_from(from: &str, to: &str) -> std::net::TcpStream {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrStorage, bind, connect, socket,
+    };
+    use std::os::fd::AsRawFd;
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    let from: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
+    bind(sock.as_raw_fd(), &SockaddrStorage::from(from)).unwrap();
+    let to: std::net::SocketAddr = to.parse().unwrap();
+    connect(sock.as_raw_fd(), &SockaddrStorage::from(to)).unwrap();
+    std::net::TcpStream::from(sock)
+}
+
+/// A TCP port nobody listens on right now, on any of the loopback
+/// addresses the tests use. Handed out from a counter, so that two tests
+/// of one run never get the same one (the kernel's choice for port 0 can
+/// come round again once the probe closes).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        // Below the kernel's ephemeral range (32768 and up on Linux).
+        20_000 + (std::process::id() % 10_000) as u16,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        let free = (1..=5).all(|i| {
+            std::net::TcpListener::bind(("127.0.0.".to_string() + &i.to_string(), port)).is_ok()
+        });
+        if free {
+            return port;
+        }
+    }
 }
 
 pub fn read_lines(path: &Path) -> Vec<String> {
