@@ -83,6 +83,11 @@ waitfor 120 "beta to take over" test -f "$dir/beta/running"
 end=$(date +%s%N)
 ms=$(((end - start) / 1000000))
 printf 'beta runs the resource %d.%03d s after alpha died.\n' $((ms / 1000)) $((ms % 1000))
+if [ -f "$dir/alpha/running" ]; then
+	echo "alpha's copy still runs."
+else
+	echo "alpha's copy was stopped by alpha's guardian process (see 'alpha: stop' below)."
+fi
 waitfor 20 "the watchdog to see beta" sh -c "'$bin/hastmonctl' status -n watcher -c '$dir/watcher/hastmon.conf' | grep -q '127.0.0.2:$port (primary/run)'"
 show beta watcher
 printf '\nHooks, in order:\n'
