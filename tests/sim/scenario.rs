@@ -1,0 +1,192 @@
+//! The kinds of run, each a cluster and a schedule of faults drawn from
+//! the seed, and what each expects beyond the invariants of every run.
+
+use hastmon::types::Role;
+
+use super::check::Bounds;
+use super::rng::Rng;
+use super::world::{NodeSpec, Params, World};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    CrashPrimary,
+    IsolatePrimary,
+    Random,
+    TwoNodes,
+    EqualPrimaries,
+}
+
+/// The default run takes seed `n` as kind `KINDS[n % KINDS.len()]`.
+pub const KINDS: [Kind; 5] = [
+    Kind::CrashPrimary,
+    Kind::IsolatePrimary,
+    Kind::Random,
+    Kind::TwoNodes,
+    Kind::EqualPrimaries,
+];
+
+/// Every kind.
+pub const ALL: [Kind; 5] = KINDS;
+
+impl Kind {
+    /// The name `SIM_SCENARIO` takes; a quirk's kind is named after it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::CrashPrimary => "crash_primary",
+            Kind::IsolatePrimary => "isolate_primary",
+            Kind::Random => "random",
+            Kind::TwoNodes => "two_nodes",
+            Kind::EqualPrimaries => "equal_primaries",
+        }
+    }
+
+    pub fn of_name(name: &str) -> Option<Kind> {
+        ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    pub fn of_seed(seed: u64) -> Kind {
+        KINDS[(seed % KINDS.len() as u64) as usize]
+    }
+}
+
+/// What a run expects besides the invariants every run keeps.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub end: u64,
+    /// Overlaps are held to the overlap bound wherever they begin, not
+    /// only after every fault healed.
+    pub strict_overlap: bool,
+    /// Node 1 runs the resource within the takeover bound once node 0's
+    /// daemon went away (host crash, death, stall) and stays away.
+    pub takeover: bool,
+    /// No watchdog: the secondary never promotes.
+    pub two_nodes: bool,
+}
+
+fn params(rng: &mut Rng, kind: Kind) -> Params {
+    let hb = 1_000;
+    let cc = rng.range(1, 3) as u32;
+    let to = rng.range(200, 500);
+    let calm = matches!(kind, Kind::CrashPrimary | Kind::EqualPrimaries);
+    Params {
+        hb,
+        to,
+        cc,
+        ci: rng.range(u64::from(cc) * hb + 500, (u64::from(cc) + 2) * hb + 500),
+        attempts: 5,
+        hs_timeout: 2 * to,
+        hook_timeout: rng.range(100, 250),
+        lat_min: 1,
+        lat_max: rng.range(2, 20),
+        spike_max: 100,
+        spike_per_mille: rng.range(0, 30),
+        loss_per_mille: if matches!(kind, Kind::Random | Kind::TwoNodes) {
+            rng.range(0, 20)
+        } else {
+            0
+        },
+        slow_per_mille: rng.range(0, 50),
+        start_fail_per_mille: if calm { 0 } else { rng.range(0, 50) },
+    }
+}
+
+fn node(name: &'static str, priority: i32, role_on_start: Role) -> NodeSpec {
+    NodeSpec {
+        name,
+        priority,
+        role_on_start,
+        start_at: 0,
+    }
+}
+
+fn trio() -> Vec<NodeSpec> {
+    vec![
+        node("10.0.0.1", 1, Role::Primary),
+        node("10.0.0.2", 2, Role::Secondary),
+        node("10.0.0.3", 3, Role::Watchdog),
+    ]
+}
+
+/// Cuts node 0 off from `peers`: both ways, or one way only.
+fn isolate(w: &mut World, rng: &mut Rng, peers: &[usize], at: u64, until: u64) {
+    let (cut_out, cut_in) = *rng.pick(&[(true, true), (true, false), (false, true)]);
+    for &peer in peers {
+        for (from, to, cut) in [(0, peer, cut_out), (peer, 0, cut_in)] {
+            if cut {
+                w.cut(from, to, at, Some(until));
+            }
+        }
+    }
+}
+
+pub fn build(seed: u64, kind: Kind, trace: bool) -> (World, Plan, Bounds) {
+    let mut rng = Rng::new(seed);
+    let p = params(&mut rng, kind);
+    let b = Bounds::of(&p);
+    let hb = p.hb;
+    let mut specs = trio();
+    match kind {
+        Kind::TwoNodes => specs.truncate(2),
+        Kind::EqualPrimaries => {
+            specs[1].priority = 1;
+            specs[1].role_on_start = Role::Primary;
+        }
+        _ => {}
+    }
+    let mut w = World::new(p.clone(), specs, seed, trace);
+    let n = w.nodes.len();
+    let t0 = rng.range(12 * hb, 18 * hb);
+    let mut plan = Plan {
+        end: 60 * hb,
+        two_nodes: kind == Kind::TwoNodes,
+        ..Plan::default()
+    };
+    match kind {
+        Kind::CrashPrimary => {
+            plan.strict_overlap = true;
+            plan.takeover = true;
+            let reboot = rng
+                .chance(500)
+                .then(|| t0 + b.takeover + rng.range(0, 10 * hb));
+            w.crash_host(0, t0, reboot);
+        }
+        Kind::IsolatePrimary => {
+            plan.strict_overlap = true;
+            let until = t0 + rng.range(2 * hb, 15 * hb);
+            let choices: [&[usize]; 3] = [&[1, 2], &[1], &[2]];
+            let peers = *rng.pick(&choices);
+            // Sometimes the watchdog loses the primary well before the
+            // secondary does: its complaints must not count early.
+            let w_first = rng.range(0, 8 * hb) * u64::from(rng.chance(500));
+            for &peer in peers {
+                let at = if peer == 2 { t0 - w_first } else { t0 };
+                isolate(&mut w, &mut rng, &[peer], at, until);
+            }
+        }
+        Kind::Random | Kind::TwoNodes => {
+            let mut last = 0;
+            for _ in 0..rng.range(1, 4) {
+                let at = rng.range(5 * hb, 35 * hb);
+                let len = rng.range(hb / 2, 12 * hb);
+                let victim = rng.range(0, n as u64 - 1) as usize;
+                let role = w.nodes[victim].spec.role_on_start;
+                match rng.range(0, 99) {
+                    0..25 => w.crash_host(victim, at, Some(at + len)),
+                    25..45 => w.crash_main(victim, at, Some((at + len, role))),
+                    45..60 => w.stall(victim, at, Some(at + len)),
+                    _ => {
+                        let c = (victim + rng.range(1, n as u64 - 1) as usize) % n;
+                        w.cut(victim, c, at, Some(at + len));
+                        if rng.chance(500) {
+                            w.cut(c, victim, at, Some(at + len));
+                        }
+                    }
+                }
+                last = last.max(at + len);
+            }
+            plan.end = last + 30 * hb;
+        }
+        Kind::EqualPrimaries => {}
+    }
+    (w, plan, b)
+}
