@@ -2,13 +2,15 @@
 //! machines: a fake clock (ms), a fake network, simulated hooks and a
 //! resource model per node, and faults drawn from a seed: host crashes,
 //! deaths of the main process alone, stalled daemons, cut links (one way
-//! or both), late daemon starts, lost and delayed messages, slow and
-//! failing hooks.
+//! or both), lost and delayed messages, slow and failing hooks.
 //!
-//! `cargo test --test sim` runs `SEEDS` seeds of every kind of run. A
-//! failing seed is printed with its kind; `SIM_SEED=<n> cargo test --test
-//! sim` replays exactly that run with a trace of everything that happened
-//! (`SIM_SCENARIO=<kind>` runs seed `n` as another kind).
+//! `cargo test --test sim` runs `SEEDS` seeds of every kind of run
+//! (`clusters_survive_faults`), and each quirk's kind again on its own
+//! seeds (`q10_main_process_crash`), so that a failure names its quirk.
+//! A failing seed is printed with its kind;
+//! `SIM_SEED=<n> SIM_SCENARIO=<kind> cargo test --test sim` replays
+//! exactly that run with a trace of everything that happened (without
+//! `SIM_SCENARIO`, seed `n` of the default run).
 //!
 //! # The bounds checked
 //!
@@ -30,13 +32,42 @@
 //!   among them, at most `g` fit in the window), and not before
 //!   `Tc + cc·hb + to − 2·L` when it learnt the loss from a closed
 //!   connection (the primary closes `to` after a missing reply). Checked
-//!   wherever an overlap begins in the crash and isolation runs, and in
-//!   every run for overlaps that begin after the last fault healed. Runs stay far below it: the
+//!   wherever an overlap begins in runs whose faults keep it bounded (a
+//!   host crash, a cut primary, a dead main process), and in every run for overlaps that
+//!   begin after the last fault healed. Runs stay far below it: the
 //!   primary usually stops before the secondary starts.
+//! * **Main process crash (Q10).** The main process of the primary dies
+//!   at `Tk`, its host lives: its workers exit as their channel closes
+//!   (the primary's own `stop` reaches nobody), its connections close and
+//!   new ones are refused, and the guardian runs `stop`, which has ended
+//!   by `Tk + G`, `G ≤ H` (the simulated `stop` always ends within `H`;
+//!   the real guardian kills it at `H`, as the main process does its own
+//!   hooks). The `cc + 1` complaints come from distinct watchdog cycles
+//!   whose poll of the primary failed, so each began at `Tk − L` or later
+//!   (a poll that reached the primary before `Tk` was answered "primary"),
+//!   and the last began `cc·hb` after the first: the secondary cannot
+//!   promote before `Tk + cc·hb − L`. An overlap lasts at most
+//!   `max(0, H + L − cc·hb)`: none at all with these settings, and within
+//!   the overlap bound whatever they are, since `D + 2·L + to ≥ H + L`.
+//!   Checked for overlaps that begin before the daemon comes back; one
+//!   that comes back as primary meets the promoted primary and one of the
+//!   two yields, within the overlap bound. The takeover bound below holds
+//!   too: the secondary learns of the loss within `L` of `Tk`, sooner than
+//!   after a host crash.
+//!   The guardian only covers a main process that dies while no hook
+//!   runs or waits (the default run's deaths wait for that):
+//!   `q10_main_process_crash_mid_hook` (ignored) lets them strike at any
+//!   moment, and fails: a `start` running when the main process dies runs
+//!   on in its own process group and may end after the guardian's `stop`;
+//!   and a primary that just gave up or yielded is no longer reported
+//!   primary to the guardian while its `stop` still waits behind another
+//!   hook, so a death then leaves the resource running with nobody to
+//!   stop it.
 //! * **Healing.** Once every fault has healed, any overlap ends within
 //!   `2·hb + S + D + 4·L`: a primary reconnects every `hb`, the weaker
 //!   one yields at the handshake and stops.
-//! * **Takeover.** When the primary's host crashes at `T0`, the secondary runs the
+//! * **Takeover.** When the primary's daemon goes away for good at `T0`
+//!   (host crash, main process death), the secondary runs the
 //!   resource by `T0 + (cc + 3)·hb + S + 3·L + 4·H`: its worker notices
 //!   within `2·hb + L`, `cc + 1` complaints follow within
 //!   `(cc + 1)·hb + 2·L`, then one handshake attempt to the dead node
@@ -72,6 +103,9 @@ use world::World;
 
 /// Seeds of the default run, each of kind `KINDS[seed % KINDS.len()]`.
 const SEEDS: u64 = 10_000;
+/// Seeds of each quirk's own run (after the default run's, so that they
+/// add new cases).
+const SCENARIO_SEEDS: Range<u64> = SEEDS..SEEDS + 300;
 
 fn run(seed: u64, kind: Kind, trace: bool) -> (Result<Outcome, String>, World) {
     let (mut w, plan, bounds) = build(seed, kind, trace);
@@ -159,4 +193,26 @@ fn clusters_survive_faults() {
         replay(seed, kind);
     }
     sweep(0..SEEDS, Kind::of_seed);
+}
+
+/// A quirk's own run; skipped while `clusters_survive_faults` replays.
+fn scenario(kind: Kind) {
+    if replay_requested().is_none() {
+        sweep(SCENARIO_SEEDS, |_| kind);
+    }
+}
+
+#[test]
+fn q10_main_process_crash() {
+    scenario(Kind::MainCrash);
+}
+
+/// The main process dies while a hook runs or waits: the guardian does
+/// not cover a `start` that outlives it, nor a `stop` still queued after
+/// its primary gave up, so the resource may be left running with nobody
+/// to stop it. Fails until the daemon covers both.
+#[test]
+#[ignore = "the guardian does not yet cover hooks in progress (see the doc comment)"]
+fn q10_main_process_crash_mid_hook() {
+    scenario(Kind::MainCrashMidHook);
 }

@@ -10,6 +10,8 @@ pub struct Bounds {
     pub overlap: u64,
     pub heal: u64,
     pub takeover: u64,
+    /// Overlap after the main process of a primary died.
+    pub main_crash: u64,
 }
 
 impl Bounds {
@@ -22,6 +24,7 @@ impl Bounds {
             overlap: d + 2 * l + p.to + g.saturating_sub(1) * p.hb,
             heal: 2 * p.hb + p.hs_timeout + d + 4 * l,
             takeover: (cc + 3) * p.hb + p.hs_timeout + 3 * l + 4 * p.hook_timeout,
+            main_crash: (p.hook_timeout + l).saturating_sub(cc * p.hb),
         }
     }
 }
@@ -67,6 +70,13 @@ pub fn drive(w: &mut World, plan: &Plan, b: &Bounds) -> Result<Outcome, String> 
                         b.overlap
                     ));
                 }
+                if plan.main_crash_until.is_some_and(|u| since < u) && now - since > b.main_crash {
+                    return Err(format!(
+                        "{now}: {} run the resource since {since}, after a main process died (bound {} ms)",
+                        runners(w),
+                        b.main_crash
+                    ));
+                }
                 if let Some(h) = healed
                     && now > since.max(h) + b.heal
                 {
@@ -104,6 +114,9 @@ pub fn drive(w: &mut World, plan: &Plan, b: &Bounds) -> Result<Outcome, String> 
                 }
             }
         }
+    }
+    if w.unfired() {
+        return Err("an armed fault never struck".into());
     }
     if plan.takeover && (!ever_away || (away_since.is_some() && !taken_over)) {
         return Err("no takeover".into());

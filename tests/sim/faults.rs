@@ -1,4 +1,6 @@
-//! Faults, scheduled at a time, and what each does to a node.
+//! Faults: scheduled at a time, or armed to strike at a moment of the run
+//! (when a hook starts, when a primary gives up), and what each does to a
+//! node.
 //!
 //! A host crash kills everything on it, the resource too. A crash of the
 //! main process alone leaves the host: its workers exit as their channel
@@ -8,6 +10,7 @@
 //! (SIGSTOP) keeps its connections; the kernel accepts and buffers, the
 //! daemon reads nothing and no timer of it fires until it resumes.
 
+use hastmon::proto::msg::HookEvent;
 use hastmon::role::Time;
 use hastmon::role::resource::{ResourceInput, ResourceMachine};
 use hastmon::types::Role;
@@ -15,9 +18,33 @@ use hastmon::types::Role;
 use super::hooks::Resource;
 use super::world::{Ev, World, main_cfg};
 
+/// A moment of the run at which an armed fault strikes.
+#[derive(Clone, Copy, Debug)]
+pub enum On {
+    /// While a hook of this kind runs (at a random point of it).
+    Hook(HookEvent),
+    /// Within 20 ms after the main process leaves primary, while the
+    /// old primary's `stop` may still be queued.
+    LeavePrimary,
+}
+
+/// An armed fault; delays count from the moment it strikes.
+#[derive(Clone, Copy, Debug)]
+pub enum Then {
+    CrashMain { restart: Option<(u64, Role)> },
+}
+
+struct Armed {
+    node: usize,
+    after: u64,
+    on: On,
+    then: Then,
+}
+
 /// The faults of a run, for `World::healed`.
 #[derive(Default)]
 pub struct Schedule {
+    armed: Vec<Armed>,
     /// Faults scheduled or in progress that will heal, and whether one
     /// never heals.
     pub(super) open: u32,
@@ -77,10 +104,61 @@ impl World {
         }
     }
 
+    /// Arms a fault to strike at a moment of the run after `after`.
+    pub fn arm(&mut self, node: usize, after: u64, on: On, then: Then) {
+        self.faults.open += 1;
+        self.faults.armed.push(Armed {
+            node,
+            after,
+            on,
+            then,
+        });
+    }
+
+    /// Whether an armed fault never struck.
+    pub fn unfired(&self) -> bool {
+        !self.faults.armed.is_empty()
+    }
+
     /// When the last fault healed; `None` while one is open or scheduled,
     /// or if one never heals.
     pub fn healed(&self) -> Option<u64> {
         (!self.faults.forever && self.faults.open == 0).then_some(self.faults.last_heal)
+    }
+
+    fn strike(&mut self, at: usize, delay: u64) {
+        let a = self.faults.armed.swap_remove(at);
+        self.faults.open -= 1;
+        let t = self.now + delay;
+        self.note(a.node, || {
+            format!("armed fault strikes at {t}: {:?}", a.then)
+        });
+        match a.then {
+            Then::CrashMain { restart } => {
+                self.crash_main(a.node, t, restart.map(|(d, role)| (t + d, role)));
+            }
+        }
+    }
+
+    fn armed_for(&self, node: usize, on: impl Fn(On) -> bool) -> Option<usize> {
+        self.faults
+            .armed
+            .iter()
+            .position(|a| a.node == node && self.now >= a.after && on(a.on))
+    }
+
+    pub(super) fn on_hook_start(&mut self, node: usize, event: HookEvent, dur: u64) {
+        if let Some(i) = self.armed_for(node, |on| matches!(on, On::Hook(e) if e == event)) {
+            let delay = self.rng.range(0, dur.saturating_sub(1));
+            self.strike(i, delay);
+        }
+    }
+
+    pub(super) fn on_leave_primary(&mut self, node: usize) {
+        if let Some(i) = self.armed_for(node, |on| matches!(on, On::LeavePrimary)) {
+            let delay = self.rng.range(0, 20);
+            self.strike(i, delay);
+        }
     }
 
     pub(super) fn crash(&mut self, node: usize) {

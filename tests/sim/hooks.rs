@@ -130,6 +130,9 @@ impl World {
         if hook.kind == HookKind::Worker(HookEvent::Start) {
             self.nodes[node].res.starting += 1;
         }
+        if let HookKind::Worker(e) = hook.kind {
+            self.on_hook_start(node, e, dur);
+        }
         let procs = &mut self.procs;
         procs.next += 1;
         let id = procs.next;

@@ -1,9 +1,11 @@
 //! The kinds of run, each a cluster and a schedule of faults drawn from
 //! the seed, and what each expects beyond the invariants of every run.
 
+use hastmon::proto::msg::HookEvent;
 use hastmon::types::Role;
 
 use super::check::Bounds;
+use super::faults::{On, Then};
 use super::rng::Rng;
 use super::world::{NodeSpec, Params, World};
 
@@ -14,19 +16,30 @@ pub enum Kind {
     Random,
     TwoNodes,
     EqualPrimaries,
+    MainCrash,
+    MainCrashMidHook,
 }
 
 /// The default run takes seed `n` as kind `KINDS[n % KINDS.len()]`.
-pub const KINDS: [Kind; 5] = [
+pub const KINDS: [Kind; 6] = [
     Kind::CrashPrimary,
     Kind::IsolatePrimary,
     Kind::Random,
     Kind::TwoNodes,
     Kind::EqualPrimaries,
+    Kind::MainCrash,
 ];
 
-/// Every kind.
-pub const ALL: [Kind; 5] = KINDS;
+/// Every kind: those of the default run, and one that fails for now.
+pub const ALL: [Kind; 7] = [
+    Kind::CrashPrimary,
+    Kind::IsolatePrimary,
+    Kind::Random,
+    Kind::TwoNodes,
+    Kind::EqualPrimaries,
+    Kind::MainCrash,
+    Kind::MainCrashMidHook,
+];
 
 impl Kind {
     /// The name `SIM_SCENARIO` takes; a quirk's kind is named after it.
@@ -37,6 +50,8 @@ impl Kind {
             Kind::Random => "random",
             Kind::TwoNodes => "two_nodes",
             Kind::EqualPrimaries => "equal_primaries",
+            Kind::MainCrash => "q10_main_process_crash",
+            Kind::MainCrashMidHook => "q10_main_process_crash_mid_hook",
         }
     }
 
@@ -56,6 +71,9 @@ pub struct Plan {
     /// Overlaps are held to the overlap bound wherever they begin, not
     /// only after every fault healed.
     pub strict_overlap: bool,
+    /// Overlaps that begin before this time are held to the bound of a
+    /// crashed main process.
+    pub main_crash_until: Option<u64>,
     /// Node 1 runs the resource within the takeover bound once node 0's
     /// daemon went away (host crash, death, stall) and stays away.
     pub takeover: bool,
@@ -67,7 +85,10 @@ fn params(rng: &mut Rng, kind: Kind) -> Params {
     let hb = 1_000;
     let cc = rng.range(1, 3) as u32;
     let to = rng.range(200, 500);
-    let calm = matches!(kind, Kind::CrashPrimary | Kind::EqualPrimaries);
+    let calm = matches!(
+        kind,
+        Kind::CrashPrimary | Kind::EqualPrimaries | Kind::MainCrash | Kind::MainCrashMidHook
+    );
     Params {
         hb,
         to,
@@ -85,7 +106,12 @@ fn params(rng: &mut Rng, kind: Kind) -> Params {
         } else {
             0
         },
-        slow_per_mille: rng.range(0, 50),
+        // Deaths mid-hook need hooks in progress when they strike.
+        slow_per_mille: if kind == Kind::MainCrashMidHook {
+            rng.range(100, 200)
+        } else {
+            rng.range(0, 50)
+        },
         start_fail_per_mille: if calm { 0 } else { rng.range(0, 50) },
     }
 }
@@ -187,6 +213,44 @@ pub fn build(seed: u64, kind: Kind, trace: bool) -> (World, Plan, Bounds) {
             plan.end = last + 30 * hb;
         }
         Kind::EqualPrimaries => {}
+        Kind::MainCrash | Kind::MainCrashMidHook => {
+            plan.strict_overlap = true;
+            w.deaths_mid_hook = kind == Kind::MainCrashMidHook;
+            // Back (as it was, or as `init`) once the secondary took over,
+            // or never.
+            let restart = rng.chance(600).then(|| {
+                let role = *rng.pick(&[Role::Primary, Role::Init]);
+                (b.takeover + rng.range(0, 10 * hb), role)
+            });
+            let first = if w.deaths_mid_hook { 2 } else { 0 };
+            match rng.range(first, 3) {
+                // A primary in steady state.
+                0 | 1 => {
+                    plan.takeover = true;
+                    plan.main_crash_until = Some(restart.map_or(u64::MAX, |r| t0 + r.0));
+                    w.crash_main(0, t0, restart.map(|(d, role)| (t0 + d, role)));
+                }
+                // While a hook runs (or, unless deaths mid-hook are on, as
+                // soon as it ended): the first `start`, or a `status`.
+                2 => {
+                    plan.takeover = true;
+                    let (after, event) =
+                        *rng.pick(&[(0, HookEvent::Start), (t0, HookEvent::Status)]);
+                    w.arm(0, after, On::Hook(event), Then::CrashMain { restart });
+                }
+                // Just after the primary gave up, cut off: its own `stop`
+                // may still wait behind another hook (or, unless deaths
+                // mid-hook are on, has run).
+                _ => {
+                    let until = t0 + rng.range(5 * hb, 15 * hb);
+                    isolate(&mut w, &mut rng, &[1, 2], t0, until);
+                    // Not back before the cut heals: a primary that starts
+                    // cut off runs the resource until its silence limit.
+                    let restart = restart.map(|(d, role)| (d + 15 * hb, role));
+                    w.arm(0, t0, On::LeavePrimary, Then::CrashMain { restart });
+                }
+            }
+        }
     }
     (w, plan, b)
 }

@@ -527,7 +527,11 @@ impl World {
         hs: Option<(usize, u64, u8)>,
     ) {
         let now = Time(self.now);
+        let role = self.nodes[node].main.role();
         let actions = self.nodes[node].main.handle(now, input);
+        if role == Role::Primary && self.nodes[node].main.role() != Role::Primary {
+            self.on_leave_primary(node);
+        }
         for a in actions {
             match a {
                 ResourceAction::SpawnWorker { id, role, urgent } => {
