@@ -12,6 +12,11 @@ pub struct Bounds {
     pub takeover: u64,
     /// Overlap after the main process of a primary died.
     pub main_crash: u64,
+    /// After a node stalls: until when a primary may still count it as
+    /// connected, a secondary as its primary, a watchdog as seen.
+    pub stalled_primary: u64,
+    pub stalled_secondary: u64,
+    pub stalled_watchdog: u64,
 }
 
 impl Bounds {
@@ -25,6 +30,9 @@ impl Bounds {
             heal: 2 * p.hb + p.hs_timeout + d + 4 * l,
             takeover: (cc + 3) * p.hb + p.hs_timeout + 3 * l + 4 * p.hook_timeout,
             main_crash: (p.hook_timeout + l).saturating_sub(cc * p.hb),
+            stalled_primary: p.hb + p.to + l,
+            stalled_secondary: 2 * p.hb + l,
+            stalled_watchdog: p.hb + p.to.min(p.hb),
         }
     }
 }
@@ -114,6 +122,9 @@ pub fn drive(w: &mut World, plan: &Plan, b: &Bounds) -> Result<Outcome, String> 
                 }
             }
         }
+        if let Some(v) = plan.stalled {
+            stalled(w, v, b)?;
+        }
     }
     if w.unfired() {
         return Err("an armed fault never struck".into());
@@ -143,6 +154,39 @@ fn runners(w: &World) -> String {
         })
         .collect();
     who.join(" and ")
+}
+
+/// Nobody waits on a stalled node: primaries drop it after `timeout`
+/// without a reply, a secondary lets it go after its silence limit,
+/// watchdogs count it as unknown once its polls expired.
+fn stalled(w: &World, v: usize, b: &Bounds) -> Result<(), String> {
+    let Some(s) = w.nodes[v].stalled_since else {
+        return Ok(());
+    };
+    let now = w.now;
+    for i in (0..w.nodes.len()).filter(|&i| i != v && w.nodes[i].live()) {
+        if now > s + b.stalled_primary && w.primary_links(i).contains(&v) {
+            return Err(format!(
+                "{now}: primary {i} still connected to {v}, stalled since {s}"
+            ));
+        }
+        if now > s + b.stalled_secondary && w.serving(i) == Some(v) {
+            return Err(format!(
+                "{now}: secondary {i} still serves {v}, stalled since {s}"
+            ));
+        }
+        if now > s + b.stalled_watchdog
+            && let Some((_, role)) = w
+                .watchdog_seen(i)
+                .into_iter()
+                .find(|&(j, role)| j == v && role != Role::Undef)
+        {
+            return Err(format!(
+                "{now}: watchdog {i} sees {v} as {role}, stalled since {s}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Once every fault healed the cluster ends with one primary, the only

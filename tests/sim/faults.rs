@@ -1,6 +1,6 @@
 //! Faults: scheduled at a time, or armed to strike at a moment of the run
-//! (when a hook starts, when a primary gives up), and what each does to a
-//! node.
+//! (when a hook starts, when a primary gives up, right after a node
+//! sends), and what each does to a node.
 //!
 //! A host crash kills everything on it, the resource too. A crash of the
 //! main process alone leaves the host: its workers exit as their channel
@@ -26,12 +26,15 @@ pub enum On {
     /// Within 20 ms after the main process leaves primary, while the
     /// old primary's `stop` may still be queued.
     LeavePrimary,
+    /// Right after the node sends something.
+    Send,
 }
 
 /// An armed fault; delays count from the moment it strikes.
 #[derive(Clone, Copy, Debug)]
 pub enum Then {
     CrashMain { restart: Option<(u64, Role)> },
+    Stall { resume: Option<u64> },
 }
 
 struct Armed {
@@ -137,6 +140,7 @@ impl World {
             Then::CrashMain { restart } => {
                 self.crash_main(a.node, t, restart.map(|(d, role)| (t + d, role)));
             }
+            Then::Stall { resume } => self.stall(a.node, t, resume.map(|d| t + d)),
         }
     }
 
@@ -158,6 +162,12 @@ impl World {
         if let Some(i) = self.armed_for(node, |on| matches!(on, On::LeavePrimary)) {
             let delay = self.rng.range(0, 20);
             self.strike(i, delay);
+        }
+    }
+
+    pub(super) fn after_send(&mut self, node: usize) {
+        if let Some(i) = self.armed_for(node, |on| matches!(on, On::Send)) {
+            self.strike(i, 0);
         }
     }
 

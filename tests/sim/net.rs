@@ -118,6 +118,7 @@ impl World {
                 },
             );
         }
+        self.after_send(from);
     }
 
     /// A message reaches `to`'s host.

@@ -18,26 +18,29 @@ pub enum Kind {
     EqualPrimaries,
     MainCrash,
     MainCrashMidHook,
+    Stall,
 }
 
 /// The default run takes seed `n` as kind `KINDS[n % KINDS.len()]`.
-pub const KINDS: [Kind; 6] = [
+pub const KINDS: [Kind; 7] = [
     Kind::CrashPrimary,
     Kind::IsolatePrimary,
     Kind::Random,
     Kind::TwoNodes,
     Kind::EqualPrimaries,
     Kind::MainCrash,
+    Kind::Stall,
 ];
 
 /// Every kind: those of the default run, and one that fails for now.
-pub const ALL: [Kind; 7] = [
+pub const ALL: [Kind; 8] = [
     Kind::CrashPrimary,
     Kind::IsolatePrimary,
     Kind::Random,
     Kind::TwoNodes,
     Kind::EqualPrimaries,
     Kind::MainCrash,
+    Kind::Stall,
     Kind::MainCrashMidHook,
 ];
 
@@ -52,6 +55,7 @@ impl Kind {
             Kind::EqualPrimaries => "equal_primaries",
             Kind::MainCrash => "q10_main_process_crash",
             Kind::MainCrashMidHook => "q10_main_process_crash_mid_hook",
+            Kind::Stall => "q21_q27_stalled_peer",
         }
     }
 
@@ -77,6 +81,8 @@ pub struct Plan {
     /// Node 1 runs the resource within the takeover bound once node 0's
     /// daemon went away (host crash, death, stall) and stays away.
     pub takeover: bool,
+    /// The node that stalls: nobody may wait on it.
+    pub stalled: Option<usize>,
     /// No watchdog: the secondary never promotes.
     pub two_nodes: bool,
 }
@@ -249,6 +255,21 @@ pub fn build(seed: u64, kind: Kind, trace: bool) -> (World, Plan, Bounds) {
                     let restart = restart.map(|(d, role)| (d + 15 * hb, role));
                     w.arm(0, t0, On::LeavePrimary, Then::CrashMain { restart });
                 }
+            }
+        }
+        Kind::Stall => {
+            let victim = rng.range(0, 2) as usize;
+            let resume = rng.chance(800).then(|| rng.range(hb / 2, 15 * hb));
+            plan.stalled = Some(victim);
+            // A stalled primary keeps its resource (nothing fences it), so
+            // only the overlap after it resumes is bounded.
+            plan.strict_overlap = victim != 0;
+            plan.takeover = victim == 0;
+            if rng.chance(500) {
+                w.stall(victim, t0, resume.map(|d| t0 + d));
+            } else {
+                // It answers something, then stops.
+                w.arm(victim, t0, On::Send, Then::Stall { resume });
             }
         }
     }

@@ -1,8 +1,8 @@
 //! A cluster of simulated nodes: each is a `ResourceMachine` (the main
 //! process) plus at most one worker machine, glued together the way the
 //! daemon does it, over a fake network (`net`) and a fake clock in
-//! milliseconds, with hooks acting on a resource model (`hooks`) and
-//! faults (`faults`).
+//! milliseconds, with hooks acting on a resource model (`hooks`), faults
+//! (`faults`) and what the checks see of workers (`observe`).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -195,6 +195,13 @@ impl Node {
     /// The daemon runs and is not stalled.
     pub fn live(&self) -> bool {
         self.daemon_up && self.stalled_since.is_none()
+    }
+
+    pub(super) fn report(&self) -> Option<Report> {
+        self.worker
+            .as_ref()
+            .filter(|_| self.daemon_up)
+            .map(Worker::report)
     }
 }
 
