@@ -2,12 +2,14 @@
 //! machines: a fake clock (ms), a fake network, simulated hooks and a
 //! resource model per node, and faults drawn from a seed: host crashes,
 //! deaths of the main process alone, stalled daemons, cut links (one way
-//! or both), lost and delayed messages, slow and failing hooks.
+//! or both), late daemon starts, lost and delayed messages, slow and
+//! failing hooks.
 //!
 //! `cargo test --test sim` runs `SEEDS` seeds of every kind of run
 //! (`clusters_survive_faults`), and each quirk's kind again on its own
-//! seeds (`q10_main_process_crash`, `q21_q27_stalled_peer`), so that a
-//! failure names its quirk. A failing seed is printed with its kind;
+//! seeds (`q10_main_process_crash`, `q11_old_complaints`,
+//! `q21_q27_stalled_peer`), so that a failure names its quirk. A failing
+//! seed is printed with its kind;
 //! `SIM_SEED=<n> SIM_SCENARIO=<kind> cargo test --test sim` replays
 //! exactly that run with a trace of everything that happened (without
 //! `SIM_SCENARIO`, seed `n` of the default run).
@@ -33,9 +35,9 @@
 //!   `Tc + cc·hb + to − 2·L` when it learnt the loss from a closed
 //!   connection (the primary closes `to` after a missing reply). Checked
 //!   wherever an overlap begins in runs whose faults keep it bounded (a
-//!   host crash, a cut primary, a dead main process, a stalled secondary
-//!   or watchdog), and in every run for overlaps that begin after the
-//!   last fault healed. Runs stay far below it: the
+//!   host crash, a cut primary, a dead main process, old complaints, a
+//!   stalled secondary or watchdog), and in every run for overlaps that
+//!   begin after the last fault healed. Runs stay far below it: the
 //!   primary usually stops before the secondary starts.
 //! * **Main process crash (Q10).** The main process of the primary dies
 //!   at `Tk`, its host lives: its workers exit as their channel closes
@@ -81,6 +83,15 @@
 //!   bound, counted from `s`) the overlap lasts as long as the stall and
 //!   the healing bound holds from its end. A stalled secondary or watchdog
 //!   is held to the overlap bound.
+//! * **Old complaints (Q11).** At every promotion, in every run, at least
+//!   `cc + 1` complaints arrived after the secondary lost its primary (or
+//!   took its role) and within `ci`. `q11_old_complaints` brings
+//!   complaints to a secondary whose primary is connected (the watchdog
+//!   is cut off from the primary, one way or both) or not yet up (its
+//!   daemon starts late), then a real loss (host crash, main process
+//!   death, isolation, stall) while they still come or within `ci`.
+//!   Counting complaints that arrive while a primary is connected, or
+//!   keeping those from before a handshake, fails this check.
 //! * **Healing.** Once every fault has healed, any overlap ends within
 //!   `2·hb + S + D + 4·L`: a primary reconnects every `hb`, the weaker
 //!   one yields at the handshake and stops.
@@ -240,4 +251,9 @@ fn q10_main_process_crash_mid_hook() {
 #[test]
 fn q21_q27_stalled_peer() {
     scenario(Kind::Stall);
+}
+
+#[test]
+fn q11_old_complaints() {
+    scenario(Kind::OldComplaints);
 }

@@ -7,6 +7,7 @@ use super::scenario::Plan;
 use super::world::{Params, World};
 
 pub struct Bounds {
+    cc: u32,
     pub overlap: u64,
     pub heal: u64,
     pub takeover: u64,
@@ -26,6 +27,7 @@ impl Bounds {
         let cc = u64::from(p.cc);
         let g = (p.ci / p.hb).saturating_sub(cc);
         Bounds {
+            cc: p.cc,
             overlap: d + 2 * l + p.to + g.saturating_sub(1) * p.hb,
             heal: 2 * p.hb + p.hs_timeout + d + 4 * l,
             takeover: (cc + 3) * p.hb + p.hs_timeout + 3 * l + 4 * p.hook_timeout,
@@ -61,6 +63,17 @@ pub fn drive(w: &mut World, plan: &Plan, b: &Bounds) -> Result<Outcome, String> 
             return Err(format!("livelock at {} ms", w.now));
         }
         let now = w.now;
+        for pr in w.promotions.drain(..) {
+            if pr.fresh <= b.cc as usize {
+                return Err(format!(
+                    "{}: node {} promoted on {} complaints since it lost its primary (needs {})",
+                    pr.at,
+                    pr.node,
+                    pr.fresh,
+                    b.cc + 1
+                ));
+            }
+        }
         if plan.two_nodes && w.nodes[1].main.role() == Role::Primary {
             return Err(format!("{now}: the secondary promoted without a watchdog"));
         }

@@ -233,10 +233,13 @@ impl World {
         }
         self.note(node, || format!("DAEMON STARTS as {role}"));
         let cfg = main_cfg(&self.p, &self.nodes[node].spec, role);
+        self.inputs += 1;
         let n = &mut self.nodes[node];
         n.daemon_up = true;
         n.epoch += 1;
         n.main = ResourceMachine::new(cfg, Time(self.now));
+        n.history.lost = self.inputs;
+        n.history.complaints.clear();
         let epoch = n.epoch;
         let input = ResourceInput::Start;
         self.at(self.now, Ev::Main { node, epoch, input });

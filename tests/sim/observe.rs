@@ -1,11 +1,64 @@
-//! What the checks see of a run: how each worker sees its remotes.
+//! What the checks see of a run: each node's past (complaints, losses
+//! of its primary or role), promotions with the complaints behind
+//! them, and how each worker sees its remotes.
+
+use std::collections::VecDeque;
 
 use hastmon::role::{RemoteReport, Report};
 use hastmon::types::Role;
 
 use super::world::{Machine, Worker, World, peer_of};
 
+/// What the checks need to know of a node's past.
+#[derive(Default)]
+pub struct History {
+    /// The input (numbered world-wide) at which the node last lost its
+    /// primary or changed role: complaints count only after it.
+    pub(super) lost: u64,
+    /// Complaints received: time and input number.
+    pub(super) complaints: VecDeque<(u64, u64)>,
+}
+
+/// A secondary promoted itself on complaints.
+#[derive(Clone, Debug)]
+pub struct Promotion {
+    pub node: usize,
+    pub at: u64,
+    /// Complaints that arrived after it lost its primary (or became
+    /// secondary) and within the complaint interval, the last included.
+    pub fresh: usize,
+}
+
 impl World {
+    /// Records what the checks need after the main process handled an
+    /// input (`role` and `serving` are from before it): promotions with
+    /// the complaints behind them, losses of the primary, role changes.
+    pub(super) fn observe(&mut self, node: usize, role: Role, serving: bool, complaint: bool) {
+        let ci = self.p.ci;
+        let now = self.now;
+        let n = &mut self.nodes[node];
+        let new_role = n.main.role();
+        let h = &mut n.history;
+        if complaint && role == Role::Secondary && new_role == Role::Primary {
+            let fresh = h
+                .complaints
+                .iter()
+                .filter(|&&(t, i)| i > h.lost && now - t <= ci)
+                .count();
+            self.promotions.push(Promotion {
+                node,
+                at: now,
+                fresh,
+            });
+        }
+        if new_role != role || (serving && n.main.serving().is_none()) {
+            h.lost = self.inputs;
+        }
+        while h.complaints.front().is_some_and(|&(t, _)| now - t > ci) {
+            h.complaints.pop_front();
+        }
+    }
+
     /// The nodes node `i`'s primary worker believes connected.
     pub fn primary_links(&self, i: usize) -> Vec<usize> {
         let n = &self.nodes[i];

@@ -19,10 +19,11 @@ pub enum Kind {
     MainCrash,
     MainCrashMidHook,
     Stall,
+    OldComplaints,
 }
 
 /// The default run takes seed `n` as kind `KINDS[n % KINDS.len()]`.
-pub const KINDS: [Kind; 7] = [
+pub const KINDS: [Kind; 8] = [
     Kind::CrashPrimary,
     Kind::IsolatePrimary,
     Kind::Random,
@@ -30,10 +31,11 @@ pub const KINDS: [Kind; 7] = [
     Kind::EqualPrimaries,
     Kind::MainCrash,
     Kind::Stall,
+    Kind::OldComplaints,
 ];
 
 /// Every kind: those of the default run, and one that fails for now.
-pub const ALL: [Kind; 8] = [
+pub const ALL: [Kind; 9] = [
     Kind::CrashPrimary,
     Kind::IsolatePrimary,
     Kind::Random,
@@ -41,6 +43,7 @@ pub const ALL: [Kind; 8] = [
     Kind::EqualPrimaries,
     Kind::MainCrash,
     Kind::Stall,
+    Kind::OldComplaints,
     Kind::MainCrashMidHook,
 ];
 
@@ -56,6 +59,7 @@ impl Kind {
             Kind::MainCrash => "q10_main_process_crash",
             Kind::MainCrashMidHook => "q10_main_process_crash_mid_hook",
             Kind::Stall => "q21_q27_stalled_peer",
+            Kind::OldComplaints => "q11_old_complaints",
         }
     }
 
@@ -162,6 +166,10 @@ pub fn build(seed: u64, kind: Kind, trace: bool) -> (World, Plan, Bounds) {
         Kind::EqualPrimaries => {
             specs[1].priority = 1;
             specs[1].role_on_start = Role::Primary;
+        }
+        Kind::OldComplaints if rng.chance(400) => {
+            // The watchdog complains before the primary is up (start-up).
+            specs[0].start_at = rng.range(hb / 2, u64::from(p.cc) * hb + hb / 2);
         }
         _ => {}
     }
@@ -271,6 +279,46 @@ pub fn build(seed: u64, kind: Kind, trace: bool) -> (World, Plan, Bounds) {
                 // It answers something, then stops.
                 w.arm(victim, t0, On::Send, Then::Stall { resume });
             }
+        }
+        Kind::OldComplaints => {
+            let t3 = match w.nodes[0].spec.start_at {
+                // Soon after a late start, within a complaint interval of
+                // the complaints before it.
+                s if s > 0 => rng.range(s + hb / 2, s + p.ci),
+                _ => {
+                    // Complaints while the secondary serves the primary:
+                    // the watchdog does not see the primary (one way or
+                    // both). Then a real loss, while they still come in or
+                    // within a complaint interval after the last.
+                    let t1 = rng.range(5 * hb, 10 * hb);
+                    let t2 = t1 + rng.range(2 * hb, 12 * hb);
+                    isolate(&mut w, &mut rng, &[2], t1, t2);
+                    rng.range(t2 - hb, t2 + p.ci)
+                }
+            };
+            match rng.range(0, 3) {
+                0 => {
+                    plan.strict_overlap = true;
+                    plan.takeover = true;
+                    w.crash_host(0, t3, None);
+                }
+                1 => {
+                    plan.strict_overlap = true;
+                    plan.takeover = true;
+                    plan.main_crash_until = Some(u64::MAX);
+                    w.crash_main(0, t3, None);
+                }
+                2 => {
+                    plan.strict_overlap = true;
+                    let until = t3 + rng.range(2 * hb, 15 * hb);
+                    isolate(&mut w, &mut rng, &[1, 2], t3, until);
+                }
+                _ => {
+                    plan.takeover = true;
+                    w.stall(0, t3, None);
+                }
+            }
+            plan.end = t3 + 40 * hb;
         }
     }
     (w, plan, b)

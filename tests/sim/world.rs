@@ -2,7 +2,7 @@
 //! process) plus at most one worker machine, glued together the way the
 //! daemon does it, over a fake network (`net`) and a fake clock in
 //! milliseconds, with hooks acting on a resource model (`hooks`), faults
-//! (`faults`) and what the checks see of workers (`observe`).
+//! (`faults`) and what the checks see (`observe`).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -21,6 +21,7 @@ use hastmon::types::{Role, State};
 use super::faults::Schedule;
 use super::hooks::{Hook, HookKind, Procs, Resource};
 use super::net::{Msg, Net};
+use super::observe::{History, Promotion};
 use super::rng::Rng;
 
 /// Settings shared by every node, and the fault knobs of one run.
@@ -185,6 +186,7 @@ pub struct Node {
     pub(super) dying: bool,
     pub(super) restart: Option<Role>,
     pub res: Resource,
+    pub history: History,
 }
 
 impl Node {
@@ -218,11 +220,13 @@ pub struct World {
     next_conn: u64,
     pub(super) procs: Procs,
     pub(super) faults: Schedule,
+    pub(super) inputs: u64,
     /// Main processes may die while one of their hooks runs or waits.
     /// Off, a death waits for the hooks to end: the guardian does not
     /// cover a `start` that outlives the main process, nor a `stop` still
     /// queued when it dies after its primary gave up.
     pub deaths_mid_hook: bool,
+    pub promotions: Vec<Promotion>,
     pub trace: Option<Vec<String>>,
 }
 
@@ -256,6 +260,7 @@ impl World {
                 dying: false,
                 restart: None,
                 res: Resource::default(),
+                history: History::default(),
             })
             .collect();
         let mut w = World {
@@ -270,7 +275,9 @@ impl World {
             next_conn: 1,
             procs: Procs::default(),
             faults: Schedule::default(),
+            inputs: 0,
             deaths_mid_hook: false,
+            promotions: Vec::new(),
             trace: trace.then(Vec::new),
         };
         for node in 0..n {
@@ -534,8 +541,15 @@ impl World {
         hs: Option<(usize, u64, u8)>,
     ) {
         let now = Time(self.now);
-        let role = self.nodes[node].main.role();
-        let actions = self.nodes[node].main.handle(now, input);
+        self.inputs += 1;
+        let complaint = input == ResourceInput::Complaint;
+        let n = &mut self.nodes[node];
+        if complaint {
+            n.history.complaints.push_back((self.now, self.inputs));
+        }
+        let (role, serving) = (n.main.role(), n.main.serving().is_some());
+        let actions = n.main.handle(now, input);
+        self.observe(node, role, serving, complaint);
         if role == Role::Primary && self.nodes[node].main.role() != Role::Primary {
             self.on_leave_primary(node);
         }
