@@ -8,8 +8,8 @@
 //! `cargo test --test sim` runs `SEEDS` seeds of every kind of run
 //! (`clusters_survive_faults`), and each quirk's kind again on its own
 //! seeds (`q10_main_process_crash`, `q11_old_complaints`,
-//! `q21_q27_stalled_peer`), so that a failure names its quirk. A failing
-//! seed is printed with its kind;
+//! `q14_equal_priorities`, `q21_q27_stalled_peer`), so that a failure
+//! names its quirk. A failing seed is printed with its kind;
 //! `SIM_SEED=<n> SIM_SCENARIO=<kind> cargo test --test sim` replays
 //! exactly that run with a trace of everything that happened (without
 //! `SIM_SCENARIO`, seed `n` of the default run).
@@ -103,8 +103,12 @@
 //!   (`S`), `status` and `start` (the roles.md §8 formula
 //!   `T0 + δ + (cc+1)·hb + 5 + hb`, with `δ` replaced by the secondary's own
 //!   detection, since complaints only count once it lost its primary).
-//! * **Equal priorities.** Two primaries with the same priority end with
-//!   exactly one primary.
+//! * **Equal priorities (Q14).** Two primaries of equal priority (0, which
+//!   0.3.4 did not recognise, or another), or of 0 against 1, the second
+//!   maybe starting up to `3·hb` later: at most one of them ever stops
+//!   being primary (never two losers), and from `2·hb + 2·S` after both
+//!   started exactly one is primary (never two winners), the one with the
+//!   lower priority, then the lower address.
 //! * **Two nodes without a watchdog.** The secondary never promotes, so
 //!   the resource never runs twice.
 
@@ -256,4 +260,9 @@ fn q21_q27_stalled_peer() {
 #[test]
 fn q11_old_complaints() {
     scenario(Kind::OldComplaints);
+}
+
+#[test]
+fn q14_equal_priorities() {
+    scenario(Kind::EqualPrimaries);
 }

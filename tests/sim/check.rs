@@ -138,6 +138,9 @@ pub fn drive(w: &mut World, plan: &Plan, b: &Bounds) -> Result<Outcome, String> 
         if let Some(v) = plan.stalled {
             stalled(w, v, b)?;
         }
+        if let Some((winner, settle)) = plan.equal {
+            equal(w, winner, settle)?;
+        }
     }
     if w.unfired() {
         return Err("an armed fault never struck".into());
@@ -198,6 +201,25 @@ fn stalled(w: &World, v: usize, b: &Bounds) -> Result<(), String> {
                 "{now}: watchdog {i} sees {v} as {role}, stalled since {s}"
             ));
         }
+    }
+    Ok(())
+}
+
+/// Two primaries of equal rank: never both step down, and once they had
+/// time to meet, exactly one is primary, the one the tie-break names.
+fn equal(w: &World, winner: usize, settle: u64) -> Result<(), String> {
+    let now = w.now;
+    let left = w.nodes[0].history.left_primary + w.nodes[1].history.left_primary;
+    if left > 1 {
+        return Err(format!("{now}: both primaries stepped down"));
+    }
+    let primaries: Vec<usize> = (0..2)
+        .filter(|&i| w.nodes[i].main.role() == Role::Primary)
+        .collect();
+    if now > settle && primaries != [winner] {
+        return Err(format!(
+            "{now}: primaries {primaries:?}, expected only {winner}"
+        ));
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! What the checks see of a run: each node's past (complaints, losses
-//! of its primary or role), promotions with the complaints behind
+//! of its primary, role changes), promotions with the complaints behind
 //! them, and how each worker sees its remotes.
 
 use std::collections::VecDeque;
@@ -12,6 +12,8 @@ use super::world::{Machine, Worker, World, peer_of};
 /// What the checks need to know of a node's past.
 #[derive(Default)]
 pub struct History {
+    /// Times it stopped being primary, for any reason.
+    pub left_primary: u32,
     /// The input (numbered world-wide) at which the node last lost its
     /// primary or changed role: complaints count only after it.
     pub(super) lost: u64,
@@ -51,6 +53,7 @@ impl World {
                 fresh,
             });
         }
+        h.left_primary += u32::from(role == Role::Primary && new_role != Role::Primary);
         if new_role != role || (serving && n.main.serving().is_none()) {
             h.lost = self.inputs;
         }

@@ -55,7 +55,7 @@ impl Kind {
             Kind::IsolatePrimary => "isolate_primary",
             Kind::Random => "random",
             Kind::TwoNodes => "two_nodes",
-            Kind::EqualPrimaries => "equal_primaries",
+            Kind::EqualPrimaries => "q14_equal_priorities",
             Kind::MainCrash => "q10_main_process_crash",
             Kind::MainCrashMidHook => "q10_main_process_crash_mid_hook",
             Kind::Stall => "q21_q27_stalled_peer",
@@ -87,6 +87,9 @@ pub struct Plan {
     pub takeover: bool,
     /// The node that stalls: nobody may wait on it.
     pub stalled: Option<usize>,
+    /// Two primaries of equal rank: from the given time on exactly one is
+    /// primary, the given node; at most one of them ever steps down.
+    pub equal: Option<(usize, u64)>,
     /// No watchdog: the secondary never promotes.
     pub two_nodes: bool,
 }
@@ -164,8 +167,15 @@ pub fn build(seed: u64, kind: Kind, trace: bool) -> (World, Plan, Bounds) {
     match kind {
         Kind::TwoNodes => specs.truncate(2),
         Kind::EqualPrimaries => {
-            specs[1].priority = 1;
+            // Equal ranks, sometimes 0 (which 0.3.4 did not recognise),
+            // sometimes a rank of 0 against 1; the second may start late.
+            let (a, c) = *rng.pick(&[(1, 1), (0, 0), (7, 7), (0, 1), (1, 0)]);
+            specs[0].priority = a;
+            specs[1].priority = c;
             specs[1].role_on_start = Role::Primary;
+            if rng.chance(500) {
+                specs[1].start_at = rng.range(1, 3 * hb);
+            }
         }
         Kind::OldComplaints if rng.chance(400) => {
             // The watchdog complains before the primary is up (start-up).
@@ -173,11 +183,21 @@ pub fn build(seed: u64, kind: Kind, trace: bool) -> (World, Plan, Bounds) {
         }
         _ => {}
     }
+    let equal = (kind == Kind::EqualPrimaries).then(|| {
+        let winner = if (specs[0].priority, specs[0].name) < (specs[1].priority, specs[1].name) {
+            0
+        } else {
+            1
+        };
+        let settle = specs[1].start_at + 2 * hb + 2 * p.hs_timeout;
+        (winner, settle)
+    });
     let mut w = World::new(p.clone(), specs, seed, trace);
     let n = w.nodes.len();
     let t0 = rng.range(12 * hb, 18 * hb);
     let mut plan = Plan {
         end: 60 * hb,
+        equal,
         two_nodes: kind == Kind::TwoNodes,
         ..Plan::default()
     };
