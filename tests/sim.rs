@@ -1,10 +1,18 @@
 //! Deterministic simulation of whole clusters built from the role
 //! machines: a fake clock (ms), a fake network, simulated hooks and a
-//! resource model per node, and faults drawn from a seed.
+//! resource model per node, and faults drawn from a seed: host crashes,
+//! deaths of the main process alone, stalled daemons, cut links (one way
+//! or both), late daemon starts, lost and delayed messages, slow and
+//! failing hooks.
 //!
-//! `cargo test --test sim` runs `SEEDS` seeds; a failing seed is printed
-//! and `SIM_SEED=<n> cargo test --test sim` replays exactly that one with
-//! a trace of everything that happened.
+//! `cargo test --test sim` runs `SEEDS` seeds of every kind of run
+//! (`clusters_survive_faults`), and each quirk's kind again on its own
+//! seeds (`q10_main_process_crash`, `q11_old_complaints`,
+//! `q14_equal_priorities`, `q21_q27_stalled_peer`), so that a failure
+//! names its quirk. A failing seed is printed with its kind;
+//! `SIM_SEED=<n> SIM_SCENARIO=<kind> cargo test --test sim` replays
+//! exactly that run with a trace of everything that happened (without
+//! `SIM_SCENARIO`, seed `n` of the default run).
 //!
 //! # The bounds checked
 //!
@@ -26,352 +34,235 @@
 //!   among them, at most `g` fit in the window), and not before
 //!   `Tc + cc·hb + to − 2·L` when it learnt the loss from a closed
 //!   connection (the primary closes `to` after a missing reply). Checked
-//!   in the crash and isolation scenarios, and for overlaps that begin
-//!   after the last fault healed. Runs stay far below it: the primary
-//!   usually stops before the secondary starts.
+//!   wherever an overlap begins in runs whose faults keep it bounded (a
+//!   host crash, a cut primary, a dead main process, old complaints, a
+//!   stalled secondary or watchdog), and in every run for overlaps that
+//!   begin after the last fault healed. Runs stay far below it: the
+//!   primary usually stops before the secondary starts.
+//! * **Main process crash (Q10).** The main process of the primary dies
+//!   at `Tk`, its host lives: its workers exit as their channel closes
+//!   (the primary's own `stop` reaches nobody), its connections close and
+//!   new ones are refused, and the guardian runs `stop`, which has ended
+//!   by `Tk + G`, `G ≤ H` (the simulated `stop` always ends within `H`;
+//!   the real guardian kills it at `H`, as the main process does its own
+//!   hooks). The `cc + 1` complaints come from distinct watchdog cycles
+//!   whose poll of the primary failed, so each began at `Tk − L` or later
+//!   (a poll that reached the primary before `Tk` was answered "primary"),
+//!   and the last began `cc·hb` after the first: the secondary cannot
+//!   promote before `Tk + cc·hb − L`. An overlap lasts at most
+//!   `max(0, H + L − cc·hb)`: none at all with these settings, and within
+//!   the overlap bound whatever they are, since `D + 2·L + to ≥ H + L`.
+//!   Checked for overlaps that begin before the daemon comes back; one
+//!   that comes back as primary meets the promoted primary and one of the
+//!   two yields, within the overlap bound. The takeover bound below holds
+//!   too: the secondary learns of the loss within `L` of `Tk`, sooner than
+//!   after a host crash.
+//!   The guardian only covers a main process that dies while no hook
+//!   runs or waits (the default run's deaths wait for that):
+//!   `q10_main_process_crash_mid_hook` (ignored) lets them strike at any
+//!   moment, and fails: a `start` running when the main process dies runs
+//!   on in its own process group and may end after the guardian's `stop`;
+//!   and a primary that just gave up or yielded is no longer reported
+//!   primary to the guardian while its `stop` still waits behind another
+//!   hook, so a death then leaves the resource running with nobody to
+//!   stop it.
+//! * **Stalled peer (Q21, Q27).** A daemon that stops (SIGSTOP) at `s`
+//!   keeps its connections open; its kernel accepts and buffers, it reads
+//!   nothing and answers nothing until it resumes, then reads what came
+//!   meanwhile before or after its overdue timers (both orders happen).
+//!   Nobody waits on it: a primary drops it by `s + hb + to + L` (its last
+//!   answer left before `s`, arrives by `s + L`; the next cycle, within
+//!   `hb`, sends a heartbeat left unanswered for `to`); a secondary lets
+//!   it go by `s + 2·hb + L` (its silence limit after the last heartbeat,
+//!   sent before `s`); a watchdog sees it as unknown from
+//!   `s + hb + min(to, hb)` (the first cycle that begins after `s` polls
+//!   it, and closes when that poll expires; so do all later ones).
+//!   Handshakes to it end at their deadline `S`; complaints await no
+//!   answer. A stalled primary keeps its resource: nothing fences it (the
+//!   second half of Q10), so once the secondary took over (by the takeover
+//!   bound, counted from `s`) the overlap lasts as long as the stall and
+//!   the healing bound holds from its end. A stalled secondary or watchdog
+//!   is held to the overlap bound.
+//! * **Old complaints (Q11).** At every promotion, in every run, at least
+//!   `cc + 1` complaints arrived after the secondary lost its primary (or
+//!   took its role) and within `ci`. `q11_old_complaints` brings
+//!   complaints to a secondary whose primary is connected (the watchdog
+//!   is cut off from the primary, one way or both) or not yet up (its
+//!   daemon starts late), then a real loss (host crash, main process
+//!   death, isolation, stall) while they still come or within `ci`.
+//!   Counting complaints that arrive while a primary is connected, or
+//!   keeping those from before a handshake, fails this check.
 //! * **Healing.** Once every fault has healed, any overlap ends within
 //!   `2·hb + S + D + 4·L`: a primary reconnects every `hb`, the weaker
 //!   one yields at the handshake and stops.
-//! * **Takeover.** When the primary's node dies at `T0`, the secondary
-//!   runs the resource by `T0 + (cc + 3)·hb + S + 3·L + 4·H`: its worker
-//!   notices within `2·hb + L`, `cc + 1` complaints follow within
+//! * **Takeover.** When the primary's daemon goes away for good at `T0`
+//!   (host crash, main process death, stall), the secondary runs the
+//!   resource by `T0 + (cc + 3)·hb + S + 3·L + 4·H`: its worker notices
+//!   within `2·hb + L`, `cc + 1` complaints follow within
 //!   `(cc + 1)·hb + 2·L`, then one handshake attempt to the dead node
 //!   (`S`), `status` and `start` (the roles.md §8 formula
 //!   `T0 + δ + (cc+1)·hb + 5 + hb`, with `δ` replaced by the secondary's own
 //!   detection, since complaints only count once it lost its primary).
-//! * **Equal priorities.** Two primaries with the same priority end with
-//!   exactly one primary.
+//! * **Equal priorities (Q14).** Two primaries of equal priority (0, which
+//!   0.3.4 did not recognise, or another), or of 0 against 1, the second
+//!   maybe starting up to `3·hb` later: at most one of them ever stops
+//!   being primary (never two losers), and from `2·hb + 2·S` after both
+//!   started exactly one is primary (never two winners), the one with the
+//!   lower priority, then the lower address.
 //! * **Two nodes without a watchdog.** The secondary never promotes, so
 //!   the resource never runs twice.
 
+#[path = "sim/check.rs"]
+mod check;
+#[path = "sim/faults.rs"]
+mod faults;
+#[path = "sim/hooks.rs"]
+mod hooks;
+#[path = "sim/net.rs"]
+mod net;
+#[path = "sim/observe.rs"]
+mod observe;
 #[path = "sim/rng.rs"]
 mod rng;
+#[path = "sim/scenario.rs"]
+mod scenario;
 #[path = "sim/world.rs"]
 mod world;
 
+use std::ops::Range;
 use std::time::Instant;
 
-use hastmon::types::Role;
-use rng::Rng;
-use world::{NodeSpec, Params, World};
+use check::{Outcome, drive};
+use scenario::{ALL, Kind, build};
+use world::World;
 
+/// Seeds of the default run, each of kind `KINDS[seed % KINDS.len()]`.
 const SEEDS: u64 = 10_000;
+/// Seeds of each quirk's own run (after the default run's, so that they
+/// add new cases).
+const SCENARIO_SEEDS: Range<u64> = SEEDS..SEEDS + 300;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    CrashPrimary,
-    IsolatePrimary,
-    Random,
-    TwoNodes,
-    EqualPrimaries,
-}
-
-const KINDS: [Kind; 5] = [
-    Kind::CrashPrimary,
-    Kind::IsolatePrimary,
-    Kind::Random,
-    Kind::TwoNodes,
-    Kind::EqualPrimaries,
-];
-
-struct Bounds {
-    overlap: u64,
-    heal: u64,
-    takeover: u64,
-}
-
-impl Bounds {
-    fn of(p: &Params) -> Bounds {
-        let d = 4 * p.hook_timeout;
-        let l = p.lat_worst();
-        let g = (p.ci / p.hb).saturating_sub(u64::from(p.cc));
-        Bounds {
-            overlap: d + 2 * l + p.to + g.saturating_sub(1) * p.hb,
-            heal: 2 * p.hb + p.hs_timeout + d + 4 * l,
-            takeover: (u64::from(p.cc) + 3) * p.hb + p.hs_timeout + 3 * l + 4 * p.hook_timeout,
-        }
-    }
-}
-
-fn params(rng: &mut Rng, kind: Kind) -> Params {
-    let hb = 1_000;
-    let cc = rng.range(1, 3) as u32;
-    let to = rng.range(200, 500);
-    let calm = matches!(kind, Kind::CrashPrimary | Kind::EqualPrimaries);
-    Params {
-        hb,
-        to,
-        cc,
-        ci: rng.range(u64::from(cc) * hb + 500, (u64::from(cc) + 2) * hb + 500),
-        attempts: 5,
-        hs_timeout: 2 * to,
-        hook_timeout: rng.range(100, 250),
-        lat_min: 1,
-        lat_max: rng.range(2, 20),
-        spike_max: 100,
-        spike_per_mille: rng.range(0, 30),
-        loss_per_mille: if matches!(kind, Kind::Random | Kind::TwoNodes) {
-            rng.range(0, 20)
-        } else {
-            0
-        },
-        slow_per_mille: rng.range(0, 50),
-        start_fail_per_mille: if calm { 0 } else { rng.range(0, 50) },
-    }
-}
-
-fn node(name: &'static str, priority: i32, role_on_start: Role) -> NodeSpec {
-    NodeSpec {
-        name,
-        priority,
-        role_on_start,
-    }
-}
-
-struct Outcome {
-    steps: u64,
-    /// The longest overlap and the latest takeover, as fractions (‰) of
-    /// their bounds: shows how close the runs come.
-    overlap_per_mille: u64,
-    takeover_per_mille: u64,
-}
-
-fn run(seed: u64, trace: bool) -> (Result<Outcome, String>, World) {
-    let mut rng = Rng::new(seed);
-    let kind = KINDS[(seed % KINDS.len() as u64) as usize];
-    let p = params(&mut rng, kind);
-    let b = Bounds::of(&p);
-    let hb = p.hb;
-    let specs = match kind {
-        Kind::TwoNodes => vec![
-            node("10.0.0.1", 1, Role::Primary),
-            node("10.0.0.2", 2, Role::Secondary),
-        ],
-        Kind::EqualPrimaries => vec![
-            node("10.0.0.1", 1, Role::Primary),
-            node("10.0.0.2", 1, Role::Primary),
-            node("10.0.0.3", 3, Role::Watchdog),
-        ],
-        _ => vec![
-            node("10.0.0.1", 1, Role::Primary),
-            node("10.0.0.2", 2, Role::Secondary),
-            node("10.0.0.3", 3, Role::Watchdog),
-        ],
-    };
-    let n = specs.len();
-    let mut w = World::new(p.clone(), specs, seed, trace);
-    let t0 = rng.range(12 * hb, 18 * hb);
-    let mut end = 60 * hb;
-    // When every fault has healed; `None`: faults never heal (a crash).
-    let mut healed = Some(0);
-    let mut takeover_by = None;
-    match kind {
-        Kind::CrashPrimary => {
-            w.crash_at(t0, 0);
-            takeover_by = Some(t0 + b.takeover);
-            healed = None;
-            if rng.chance(500) {
-                let back = t0 + b.takeover + rng.range(0, 10 * hb);
-                w.boot_at(back, 0);
-                healed = Some(back);
-            }
-        }
-        Kind::IsolatePrimary => {
-            let until = t0 + rng.range(2 * hb, 15 * hb);
-            let choices: [&[usize]; 3] = [&[1, 2], &[1], &[2]];
-            let peers = *rng.pick(&choices);
-            let (cut_out, cut_in) = *rng.pick(&[(true, true), (true, false), (false, true)]);
-            // Sometimes the watchdog loses the primary well before the
-            // secondary does: its complaints must not count early.
-            let w_first = rng.range(0, 8 * hb) * u64::from(rng.chance(500));
-            for &peer in peers {
-                let at = if peer == 2 { t0 - w_first } else { t0 };
-                for (from, to, cut) in [(0, peer, cut_out), (peer, 0, cut_in)] {
-                    if cut {
-                        w.block_at(at, from, to, true);
-                        w.block_at(until, from, to, false);
-                    }
-                }
-            }
-            healed = Some(until);
-        }
-        Kind::Random | Kind::TwoNodes => {
-            let mut last = 0;
-            for _ in 0..rng.range(1, 4) {
-                let at = rng.range(5 * hb, 35 * hb);
-                let len = rng.range(hb / 2, 12 * hb);
-                if rng.chance(400) {
-                    let victim = rng.range(0, n as u64 - 1) as usize;
-                    w.crash_at(at, victim);
-                    w.boot_at(at + len, victim);
-                } else {
-                    let a = rng.range(0, n as u64 - 1) as usize;
-                    let c = (a + rng.range(1, n as u64 - 1) as usize) % n;
-                    w.block_at(at, a, c, true);
-                    w.block_at(at + len, a, c, false);
-                    if rng.chance(500) {
-                        w.block_at(at, c, a, true);
-                        w.block_at(at + len, c, a, false);
-                    }
-                }
-                last = last.max(at + len);
-            }
-            healed = Some(last);
-            end = last + 30 * hb;
-        }
-        Kind::EqualPrimaries => {}
-    }
-    let result = drive(
-        &mut w,
-        kind,
-        &b,
-        end,
-        healed,
-        takeover_by.map(|by| (t0, by)),
-    );
+fn run(seed: u64, kind: Kind, trace: bool) -> (Result<Outcome, String>, World) {
+    let (mut w, plan, bounds) = build(seed, kind, trace);
+    let result = drive(&mut w, &plan, &bounds);
     (result, w)
 }
 
-/// Runs the world to `end`, checking the invariants as it goes.
-fn drive(
-    w: &mut World,
-    kind: Kind,
-    b: &Bounds,
-    end: u64,
-    healed: Option<u64>,
-    takeover_by: Option<(u64, u64)>,
-) -> Result<Outcome, String> {
-    let mut steps = 0u64;
-    let mut longest = 0;
-    let mut takeover_per_mille = 0;
-    let mut overlap_since: Option<u64> = None;
-    let mut taken_over = takeover_by.is_none();
-    let strict_overlap = matches!(kind, Kind::CrashPrimary | Kind::IsolatePrimary);
-    while w.step(end) {
-        steps += 1;
-        if steps > 3_000_000 {
-            return Err(format!("livelock at {} ms", w.now));
-        }
-        let now = w.now;
-        let running = w.nodes.iter().filter(|n| n.maybe_running()).count();
-        if kind == Kind::TwoNodes && w.nodes[1].main.role() == Role::Primary {
-            return Err(format!("{now}: the secondary promoted without a watchdog"));
-        }
-        match (running >= 2, overlap_since) {
-            (true, None) => overlap_since = Some(now),
-            (true, Some(since)) => {
-                longest = longest.max(now - since);
-                let after_heal = healed.is_some_and(|h| since >= h);
-                if (strict_overlap || after_heal) && now - since > b.overlap {
-                    return Err(format!(
-                        "{now}: two nodes run the resource since {since} (bound {} ms)",
-                        b.overlap
-                    ));
-                }
-                if let Some(h) = healed
-                    && now > since.max(h) + b.heal
-                {
-                    return Err(format!(
-                        "{now}: overlap since {since} outlived healing at {h} (bound {} ms)",
-                        b.heal
-                    ));
-                }
-                if kind == Kind::TwoNodes {
-                    return Err(format!("{now}: two nodes run the resource"));
-                }
-            }
-            (false, _) => overlap_since = None,
-        }
-        if let Some((t0, by)) = takeover_by
-            && !taken_over
-            && w.nodes[1].res_up
-        {
-            taken_over = true;
-            takeover_per_mille = (now - t0) * 1000 / (by - t0);
-        }
-        if let Some((_, by)) = takeover_by
-            && !taken_over
-            && now > by
-        {
-            return Err(format!("{now}: no takeover by {by}"));
-        }
-    }
-    if !taken_over {
-        return Err("no takeover".into());
-    }
-    let primaries: Vec<usize> = (0..w.nodes.len())
-        .filter(|&i| w.nodes[i].up && w.nodes[i].main.role() == Role::Primary)
-        .collect();
-    let running: Vec<usize> = (0..w.nodes.len())
-        .filter(|&i| w.nodes[i].maybe_running())
-        .collect();
-    match kind {
-        Kind::EqualPrimaries if primaries.len() != 1 => {
-            return Err(format!(
-                "equal priorities ended with primaries {primaries:?}"
-            ));
-        }
-        Kind::TwoNodes => {}
-        _ if healed.is_some() && (primaries.len() != 1 || running != primaries) => {
-            return Err(format!(
-                "did not settle: primaries {primaries:?}, running {running:?}"
-            ));
-        }
-        _ => {}
-    }
-    Ok(Outcome {
-        steps,
-        overlap_per_mille: longest * 1000 / b.overlap,
-        takeover_per_mille,
-    })
+/// `SIM_SEED` (and `SIM_SCENARIO`, for a seed of a quirk's own run).
+fn replay_requested() -> Option<(u64, Kind)> {
+    let seed: u64 = std::env::var("SIM_SEED")
+        .ok()?
+        .parse()
+        .expect("SIM_SEED is a number");
+    let kind = match std::env::var("SIM_SCENARIO") {
+        Ok(name) => Kind::of_name(&name).unwrap_or_else(|| {
+            let names: Vec<&str> = ALL.iter().map(|k| k.name()).collect();
+            panic!("SIM_SCENARIO is one of {names:?}")
+        }),
+        Err(_) => Kind::of_seed(seed),
+    };
+    Some((seed, kind))
 }
 
-fn replay(seed: u64) -> ! {
-    let (result, w) = run(seed, true);
+fn replay(seed: u64, kind: Kind) -> ! {
+    let (result, w) = run(seed, kind, true);
     for line in w.trace.as_deref().unwrap_or_default() {
         eprintln!("{line}");
     }
     eprintln!("params: {:?}", w.p);
     match result {
-        Ok(o) => panic!("seed {seed} passed ({} steps)", o.steps),
-        Err(e) => panic!("seed {seed} failed: {e}"),
+        Ok(o) => panic!("seed {seed} ({}) passed ({} steps)", kind.name(), o.steps),
+        Err(e) => panic!("seed {seed} ({}) failed: {e}", kind.name()),
     }
 }
 
-#[test]
-fn clusters_survive_faults() {
-    if let Ok(seed) = std::env::var("SIM_SEED") {
-        replay(seed.parse().expect("SIM_SEED is a number"));
-    }
+/// Runs `seeds`, reports how close they came to the bounds, and fails
+/// with the seeds that broke an invariant.
+fn sweep(seeds: Range<u64>, kind_of: impl Fn(u64) -> Kind) {
     let started = Instant::now();
     let mut failed = Vec::new();
     let mut steps = 0;
-    let mut worst = [(0, 0); 5];
-    for seed in 0..SEEDS {
-        let k = (seed % 5) as usize;
-        match run(seed, false).0 {
+    let mut worst = [(0, 0); ALL.len()];
+    let n = seeds.end - seeds.start;
+    for seed in seeds {
+        let kind = kind_of(seed);
+        let k = ALL.iter().position(|&c| c == kind).expect("listed");
+        match run(seed, kind, false).0 {
             Ok(o) => {
                 steps += o.steps;
                 worst[k].0 = worst[k].0.max(o.overlap_per_mille);
                 worst[k].1 = worst[k].1.max(o.takeover_per_mille);
             }
             Err(e) => {
-                eprintln!("seed {seed} ({:?}): {e}", KINDS[(seed % 5) as usize]);
-                failed.push(seed);
+                eprintln!("seed {seed} ({}): {e}", kind.name());
+                failed.push((seed, kind));
             }
         }
     }
-    eprintln!(
-        "{SEEDS} seeds, {steps} steps in {:.1} s",
+    let mut report = format!(
+        "{n} seeds, {steps} steps in {:.1} s\n",
         started.elapsed().as_secs_f64()
     );
-    for (kind, (overlap, takeover)) in KINDS.iter().zip(worst) {
-        eprintln!("{kind:?}: longest overlap {overlap}‰ of its bound, latest takeover {takeover}‰");
+    for (kind, (overlap, takeover)) in ALL.iter().zip(worst) {
+        if overlap + takeover > 0 {
+            report += &format!(
+                "{}: longest overlap {overlap}‰ of its bound, latest takeover {takeover}‰\n",
+                kind.name()
+            );
+        }
     }
-    assert!(
-        failed.is_empty(),
-        "{} seeds failed, first {:?}; replay with SIM_SEED=<n> cargo test --test sim",
-        failed.len(),
-        &failed[..failed.len().min(20)]
-    );
+    eprint!("{report}");
+    if let Some(&(seed, kind)) = failed.first() {
+        panic!(
+            "{} seeds failed, first {:?}; replay one with SIM_SEED={seed} SIM_SCENARIO={} cargo test --test sim",
+            failed.len(),
+            &failed[..failed.len().min(20)],
+            kind.name()
+        );
+    }
+}
+
+#[test]
+fn clusters_survive_faults() {
+    if let Some((seed, kind)) = replay_requested() {
+        replay(seed, kind);
+    }
+    sweep(0..SEEDS, Kind::of_seed);
+}
+
+/// A quirk's own run; skipped while `clusters_survive_faults` replays.
+fn scenario(kind: Kind) {
+    if replay_requested().is_none() {
+        sweep(SCENARIO_SEEDS, |_| kind);
+    }
+}
+
+#[test]
+fn q10_main_process_crash() {
+    scenario(Kind::MainCrash);
+}
+
+/// The main process dies while a hook runs or waits: the guardian does
+/// not cover a `start` that outlives it, nor a `stop` still queued after
+/// its primary gave up, so the resource may be left running with nobody
+/// to stop it. Fails until the daemon covers both.
+#[test]
+#[ignore = "the guardian does not yet cover hooks in progress (see the doc comment)"]
+fn q10_main_process_crash_mid_hook() {
+    scenario(Kind::MainCrashMidHook);
+}
+
+#[test]
+fn q21_q27_stalled_peer() {
+    scenario(Kind::Stall);
+}
+
+#[test]
+fn q11_old_complaints() {
+    scenario(Kind::OldComplaints);
+}
+
+#[test]
+fn q14_equal_priorities() {
+    scenario(Kind::EqualPrimaries);
 }

@@ -1,23 +1,27 @@
 //! A cluster of simulated nodes: each is a `ResourceMachine` (the main
 //! process) plus at most one worker machine, glued together the way the
-//! daemon does it, over a fake network and a fake clock in milliseconds.
-//! Hooks run one at a time per node against a resource model: `start`
-//! makes the resource run, `stop` stops it, `status` reports it.
+//! daemon does it, over a fake network (`net`) and a fake clock in
+//! milliseconds, with hooks acting on a resource model (`hooks`), faults
+//! (`faults`) and what the checks see (`observe`).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
-use hastmon::proto::msg::{HeartbeatReply, HeartbeatRequest, HookEvent};
+use hastmon::proto::msg::HookEvent;
 use hastmon::role::primary::{Primary, PrimaryConfig, RemoteSpec};
 use hastmon::role::resource::{
     ResourceAction, ResourceConfig, ResourceInput, ResourceMachine, WorkerExit, WorkerId,
 };
 use hastmon::role::secondary::{Secondary, SecondaryConfig};
 use hastmon::role::watchdog::{Watchdog, WatchdogConfig};
-use hastmon::role::{Action, ConnectFailure, HookResult, Input, Time};
+use hastmon::role::{Action, ConnectFailure, HookResult, Input, Report, Time};
 use hastmon::types::{Role, State};
 
+use super::faults::Schedule;
+use super::hooks::{Hook, HookKind, Procs, Resource};
+use super::net::{Msg, Net};
+use super::observe::{History, Promotion};
 use super::rng::Rng;
 
 /// Settings shared by every node, and the fault knobs of one run.
@@ -53,62 +57,29 @@ pub struct NodeSpec {
     pub name: &'static str,
     pub priority: i32,
     pub role_on_start: Role,
+    /// When its daemon first starts.
+    pub start_at: u64,
 }
 
 #[derive(Clone, Debug)]
-enum Msg {
-    Hs1 {
-        conn: u64,
-        priority: i32,
-    },
-    Hs1Token {
-        conn: u64,
-    },
-    Hs1Refused {
-        conn: u64,
-        errmsg: String,
-        priority: Option<i32>,
-    },
-    Hs2 {
-        conn: u64,
-    },
-    Confirm {
-        conn: u64,
-    },
-    Close {
-        conn: u64,
-    },
-    Hb {
-        conn: u64,
-        msg: HeartbeatRequest,
-    },
-    HbReply {
-        conn: u64,
-        msg: HeartbeatReply,
-    },
-    Poll {
-        generation: u64,
-    },
-    PollAns {
-        generation: u64,
-        role: Role,
-        state: State,
-    },
-    PollAck,
-    Complaint,
-}
-
-#[derive(Clone, Debug)]
-enum Ev {
+pub enum Ev {
     Deliver {
         from: usize,
         to: usize,
         msg: Msg,
+        /// Already past the network and the host (held while stalled).
+        admitted: bool,
     },
     HookEnd {
+        id: u64,
+    },
+    /// The daemon that ran a hook learns its result.
+    Reaped {
         node: usize,
         epoch: u32,
-        seq: u64,
+        id: u64,
+        hook: Hook,
+        result: HookResult,
     },
     HsTimeout {
         node: usize,
@@ -128,6 +99,19 @@ enum Ev {
     Boot {
         node: usize,
     },
+    CrashMain {
+        node: usize,
+    },
+    StartDaemon {
+        node: usize,
+        role: Role,
+    },
+    Stall {
+        node: usize,
+    },
+    Resume {
+        node: usize,
+    },
     Block {
         from: usize,
         to: usize,
@@ -135,22 +119,22 @@ enum Ev {
     },
 }
 
-enum Machine {
+pub enum Machine {
     Primary(Primary),
     Secondary(Secondary),
     Watchdog(Watchdog),
 }
 
-struct Worker {
-    id: WorkerId,
-    m: Machine,
+pub struct Worker {
+    pub id: WorkerId,
+    pub m: Machine,
     /// Primary: established connection per remote, handshake in flight.
-    conns: Vec<Option<u64>>,
-    hs: Vec<Option<u64>>,
+    pub conns: Vec<Option<u64>>,
+    pub hs: Vec<Option<u64>>,
     /// Watchdog: the poll generation per remote (older answers are stale).
-    gens: Vec<u64>,
+    pub gens: Vec<u64>,
     /// Secondary: the primary's node and connection.
-    link: Option<(usize, u64)>,
+    pub link: Option<(usize, u64)>,
 }
 
 impl Worker {
@@ -170,44 +154,56 @@ impl Worker {
         }
     }
 
-    fn state(&self) -> State {
+    fn report(&self) -> Report {
         match &self.m {
-            Machine::Primary(m) => m.report().state,
-            Machine::Secondary(m) => m.report().state,
-            Machine::Watchdog(m) => m.report().state,
+            Machine::Primary(m) => m.report(),
+            Machine::Secondary(m) => m.report(),
+            Machine::Watchdog(m) => m.report(),
         }
     }
-}
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum HookKind {
-    Worker(HookEvent),
-    Main,
-}
-
-struct Hook {
-    kind: HookKind,
-    owner: Option<WorkerId>,
+    pub fn state(&self) -> State {
+        self.report().state
+    }
 }
 
 pub struct Node {
     pub spec: NodeSpec,
-    pub up: bool,
-    epoch: u32,
+    pub host_up: bool,
+    pub daemon_up: bool,
+    pub stalled_since: Option<u64>,
+    /// What a stalled daemon will read when it resumes.
+    pub(super) held: Vec<Ev>,
+    /// Counts daemon incarnations: late news for a dead one is dropped.
+    pub(super) epoch: u32,
     pub main: ResourceMachine,
-    worker: Option<Worker>,
-    hooks: VecDeque<Hook>,
-    running: Option<(Hook, u64, HookResult)>,
-    hook_seq: u64,
-    /// The resource model.
-    pub res_up: bool,
-    pub res_starting: bool,
+    pub(super) worker: Option<Worker>,
+    pub(super) hooks: VecDeque<Hook>,
+    /// The hook this daemon runs now.
+    pub(super) running: Option<u64>,
+    /// Its main process dies as soon as no hook runs (see
+    /// `World::deaths_mid_hook`), then starts again if it was due to.
+    pub(super) dying: bool,
+    pub(super) restart: Option<Role>,
+    pub res: Resource,
+    pub history: History,
 }
 
 impl Node {
-    /// Running, or perhaps running: a `start` in progress counts.
     pub fn maybe_running(&self) -> bool {
-        self.res_up || self.res_starting
+        self.res.maybe_running()
+    }
+
+    /// The daemon runs and is not stalled.
+    pub fn live(&self) -> bool {
+        self.daemon_up && self.stalled_since.is_none()
+    }
+
+    pub(super) fn report(&self) -> Option<Report> {
+        self.worker
+            .as_ref()
+            .filter(|_| self.daemon_up)
+            .map(Worker::report)
     }
 }
 
@@ -215,14 +211,34 @@ pub struct World {
     pub p: Params,
     pub now: u64,
     pub nodes: Vec<Node>,
-    rng: Rng,
+    pub(super) rng: Rng,
     queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
-    events: Vec<Option<Ev>>,
+    /// Each event, and whether it heals a fault.
+    events: Vec<Option<(Ev, bool)>>,
     seq: u64,
-    blocked: Vec<Vec<bool>>,
-    last_delivery: Vec<Vec<u64>>,
+    pub(super) net: Net,
     next_conn: u64,
+    pub(super) procs: Procs,
+    pub(super) faults: Schedule,
+    pub(super) inputs: u64,
+    /// Main processes may die while one of their hooks runs or waits.
+    /// Off, a death waits for the hooks to end: the guardian does not
+    /// cover a `start` that outlives the main process, nor a `stop` still
+    /// queued when it dies after its primary gave up.
+    pub deaths_mid_hook: bool,
+    pub promotions: Vec<Promotion>,
     pub trace: Option<Vec<String>>,
+}
+
+/// The node that is remote `r` of node `me`: every other node, in order.
+pub fn peer_of(me: usize, r: usize) -> usize {
+    if r < me { r } else { r + 1 }
+}
+
+/// Which remote of node `me` node `peer` is.
+pub fn remote_of(me: usize, peer: usize) -> usize {
+    debug_assert_ne!(me, peer);
+    if peer < me { peer } else { peer - 1 }
 }
 
 impl World {
@@ -230,20 +246,21 @@ impl World {
         let n = specs.len();
         let nodes = specs
             .into_iter()
-            .map(|spec| {
-                let main = ResourceMachine::new(main_cfg(&p, &spec), Time(0));
-                Node {
-                    spec,
-                    up: true,
-                    epoch: 0,
-                    main,
-                    worker: None,
-                    hooks: VecDeque::new(),
-                    running: None,
-                    hook_seq: 0,
-                    res_up: false,
-                    res_starting: false,
-                }
+            .map(|spec| Node {
+                main: ResourceMachine::new(main_cfg(&p, &spec, spec.role_on_start), Time(0)),
+                spec,
+                host_up: true,
+                daemon_up: false,
+                stalled_since: None,
+                held: Vec::new(),
+                epoch: 0,
+                worker: None,
+                hooks: VecDeque::new(),
+                running: None,
+                dying: false,
+                restart: None,
+                res: Resource::default(),
+                history: History::default(),
             })
             .collect();
         let mut w = World {
@@ -254,44 +271,39 @@ impl World {
             queue: BinaryHeap::new(),
             events: Vec::new(),
             seq: 0,
-            blocked: vec![vec![false; n]; n],
-            last_delivery: vec![vec![0; n]; n],
+            net: Net::new(n),
             next_conn: 1,
+            procs: Procs::default(),
+            faults: Schedule::default(),
+            inputs: 0,
+            deaths_mid_hook: false,
+            promotions: Vec::new(),
             trace: trace.then(Vec::new),
         };
-        for i in 0..n {
-            w.at(
-                0,
-                Ev::Main {
-                    node: i,
-                    epoch: 0,
-                    input: ResourceInput::Start,
-                },
+        for node in 0..n {
+            let (at, role) = (
+                w.nodes[node].spec.start_at,
+                w.nodes[node].spec.role_on_start,
             );
+            // A daemon that starts late is a fault that heals then.
+            w.faults.open += u32::from(at > 0);
+            w.push(at, Ev::StartDaemon { node, role }, at > 0);
         }
         w
     }
 
-    pub fn crash_at(&mut self, t: u64, node: usize) {
-        self.at(t, Ev::Crash { node });
-    }
-
-    pub fn boot_at(&mut self, t: u64, node: usize) {
-        self.at(t, Ev::Boot { node });
-    }
-
-    pub fn block_at(&mut self, t: u64, from: usize, to: usize, on: bool) {
-        self.at(t, Ev::Block { from, to, on });
-    }
-
-    fn at(&mut self, t: u64, ev: Ev) {
+    pub(super) fn push(&mut self, t: u64, ev: Ev, heals: bool) {
         self.seq += 1;
-        self.events.push(Some(ev));
+        self.events.push(Some((ev, heals)));
         self.queue
             .push(Reverse((t, self.seq, self.events.len() - 1)));
     }
 
-    fn note(&mut self, node: usize, what: impl FnOnce() -> String) {
+    pub(super) fn at(&mut self, t: u64, ev: Ev) {
+        self.push(t, ev, false);
+    }
+
+    pub(super) fn note(&mut self, node: usize, what: impl FnOnce() -> String) {
         if let Some(t) = &mut self.trace {
             t.push(format!(
                 "{:>7} {}: {}",
@@ -308,7 +320,7 @@ impl World {
         let next_ev = self.queue.peek().map(|Reverse((t, _, _))| *t);
         let mut best: Option<(u64, usize, bool)> = None;
         for (i, n) in self.nodes.iter().enumerate() {
-            if !n.up {
+            if !n.live() {
                 continue;
             }
             let cands = [
@@ -342,7 +354,11 @@ impl World {
                 }
                 let Reverse((t, _, idx)) = self.queue.pop().expect("peeked");
                 self.now = self.now.max(t);
-                let ev = self.events[idx].take().expect("each event once");
+                let (ev, heals) = self.events[idx].take().expect("each event once");
+                if heals {
+                    self.faults.open -= 1;
+                    self.faults.last_heal = self.now;
+                }
                 self.dispatch(ev);
             }
             _ => return false,
@@ -350,16 +366,33 @@ impl World {
         true
     }
 
-    fn dispatch(&mut self, ev: Ev) {
+    pub(super) fn dispatch(&mut self, ev: Ev) {
+        // What the daemon would read, or be woken for, waits while it is
+        // stalled.
+        if let Ev::Reaped { node, .. } | Ev::HsTimeout { node, .. } | Ev::Main { node, .. } = ev
+            && self.nodes[node].stalled_since.is_some()
+        {
+            self.nodes[node].held.push(ev);
+            return;
+        }
         match ev {
-            Ev::Deliver { from, to, msg } => {
-                if self.nodes[to].up && !self.blocked[from][to] {
-                    self.deliver(from, to, msg);
-                }
-            }
-            Ev::HookEnd { node, epoch, seq } => {
-                if self.nodes[node].epoch == epoch && self.nodes[node].hook_seq == seq {
-                    self.hook_end(node);
+            Ev::Deliver {
+                from,
+                to,
+                msg,
+                admitted,
+            } => self.arrive(from, to, msg, admitted),
+            Ev::HookEnd { id } => self.hook_end(id),
+            Ev::Reaped {
+                node,
+                epoch,
+                id,
+                hook,
+                result,
+            } => {
+                let n = &self.nodes[node];
+                if n.daemon_up && n.epoch == epoch {
+                    self.reaped(node, id, hook, result);
                 }
             }
             Ev::HsTimeout {
@@ -369,184 +402,53 @@ impl World {
                 remote,
                 conn,
             } => {
-                let n = &mut self.nodes[node];
-                let Some(w) = n
-                    .worker
-                    .as_mut()
-                    .filter(|w| n.epoch == epoch && w.id == wid)
-                else {
-                    return;
-                };
-                if w.hs[remote] == Some(conn) {
-                    w.hs[remote] = None;
-                    let peer = others(self.nodes.len(), node)[remote];
-                    self.send(node, peer, Msg::Close { conn });
+                let n = &self.nodes[node];
+                if n.daemon_up && n.epoch == epoch && n.worker.as_ref().is_some_and(|w| w.id == wid)
+                {
                     let reason = ConnectFailure::Unreachable("timed out".into());
-                    self.worker_input(node, Input::ConnectFailed { remote, reason });
+                    if self.with_worker(node, |w| w.hs[remote].take_if(|c| *c == conn).is_some()) {
+                        self.send(node, peer_of(node, remote), Msg::Close { conn });
+                        self.worker_input(node, Input::ConnectFailed { remote, reason });
+                    }
                 }
             }
             Ev::Main { node, epoch, input } => {
-                if self.nodes[node].up && self.nodes[node].epoch == epoch {
+                if self.nodes[node].daemon_up && self.nodes[node].epoch == epoch {
                     self.main_input(node, input, None);
                 }
             }
-            Ev::Crash { node } => {
-                self.note(node, || "CRASH".into());
-                let n = &mut self.nodes[node];
-                n.up = false;
-                n.epoch += 1;
-                n.worker = None;
-                n.hooks.clear();
-                n.running = None;
-                n.res_up = false;
-                n.res_starting = false;
-            }
+            Ev::Crash { node } => self.crash(node),
             Ev::Boot { node } => {
                 self.note(node, || "BOOT".into());
-                let cfg = main_cfg(&self.p, &self.nodes[node].spec);
+                self.nodes[node].host_up = true;
+                let role = self.nodes[node].spec.role_on_start;
+                self.start_daemon(node, role);
+            }
+            Ev::CrashMain { node } => {
+                self.nodes[node].dying = true;
+                self.kill_main(node);
+            }
+            Ev::StartDaemon { node, role } => self.start_daemon(node, role),
+            Ev::Stall { node } => {
                 let n = &mut self.nodes[node];
-                n.up = true;
-                n.epoch += 1;
-                n.main = ResourceMachine::new(cfg, Time(self.now));
-                let epoch = n.epoch;
-                self.at(
-                    self.now,
-                    Ev::Main {
-                        node,
-                        epoch,
-                        input: ResourceInput::Start,
-                    },
-                );
+                if n.daemon_up && n.stalled_since.is_none() {
+                    n.stalled_since = Some(self.now);
+                    self.note(node, || "STALL".into());
+                }
             }
-            Ev::Block { from, to, on } => self.blocked[from][to] = on,
+            Ev::Resume { node } => self.resume(node),
+            Ev::Block { from, to, on } => {
+                let b = &mut self.net.blocked[from][to];
+                *b = if on { *b + 1 } else { *b - 1 };
+            }
         }
     }
 
-    fn send(&mut self, from: usize, to: usize, msg: Msg) {
-        if self.blocked[from][to] || self.rng.chance(self.p.loss_per_mille) {
-            return;
-        }
-        let mut lat = self.rng.range(self.p.lat_min, self.p.lat_max);
-        if self.rng.chance(self.p.spike_per_mille) {
-            lat += self.rng.range(0, self.p.spike_max);
-        }
-        // One TCP stream per pair of nodes is enough to keep order.
-        let t = (self.now + lat).max(self.last_delivery[from][to]);
-        self.last_delivery[from][to] = t;
-        self.at(t, Ev::Deliver { from, to, msg });
-    }
-
-    fn remote_index(&self, node: usize, peer: usize) -> usize {
-        others(self.nodes.len(), node)
-            .iter()
-            .position(|&o| o == peer)
-            .expect("a peer is a remote")
-    }
-
-    fn deliver(&mut self, from: usize, to: usize, msg: Msg) {
-        let r = self.remote_index(to, from);
-        let name = |w: &World, i: usize| w.nodes[i].spec.name.to_string();
-        match msg {
-            Msg::Hs1 { conn, priority } => {
-                let input = ResourceInput::Handshake1 {
-                    peer: name(self, from),
-                    own: name(self, to),
-                    priority: Some(priority),
-                };
-                self.main_input(to, input, Some((from, conn, 1)));
-            }
-            Msg::Hs1Token { conn } => {
-                if self.with_worker(to, |w| w.hs[r] == Some(conn)) {
-                    self.send(to, from, Msg::Hs2 { conn });
-                }
-            }
-            Msg::Hs1Refused {
-                conn,
-                errmsg,
-                priority,
-            } => {
-                if self.with_worker(to, |w| w.hs[r] == Some(conn)) {
-                    self.with_worker(to, |w| w.hs[r].take().is_some());
-                    let reason = match priority {
-                        Some(priority) => ConnectFailure::StrongerPrimary { errmsg, priority },
-                        None => ConnectFailure::Refused(errmsg),
-                    };
-                    self.worker_input(to, Input::ConnectFailed { remote: r, reason });
-                }
-            }
-            Msg::Hs2 { conn } => {
-                let input = ResourceInput::Handshake2 {
-                    peer: name(self, from),
-                };
-                self.main_input(to, input, Some((from, conn, 2)));
-            }
-            Msg::Confirm { conn } => {
-                if self.with_worker(to, |w| w.hs[r] == Some(conn)) {
-                    self.with_worker(to, |w| {
-                        w.hs[r] = None;
-                        w.conns[r] = Some(conn);
-                        true
-                    });
-                    self.worker_input(to, Input::Connected { remote: r });
-                }
-            }
-            Msg::Close { conn } => {
-                if self.with_worker(to, |w| w.link == Some((from, conn))) {
-                    self.worker_input(to, Input::PeerLost { remote: 0 });
-                } else if self.with_worker(to, |w| w.conns.get(r) == Some(&Some(conn))) {
-                    self.with_worker(to, |w| w.conns[r].take().is_some());
-                    self.worker_input(to, Input::PeerLost { remote: r });
-                }
-            }
-            Msg::Hb { conn, msg } => {
-                if self.with_worker(to, |w| w.link == Some((from, conn))) {
-                    self.worker_input(to, Input::Heartbeat { msg });
-                }
-            }
-            Msg::HbReply { conn, msg } => {
-                if self.with_worker(to, |w| w.conns.get(r) == Some(&Some(conn))) {
-                    self.worker_input(to, Input::Reply { remote: r, msg });
-                }
-            }
-            Msg::Poll { generation } => {
-                let n = &self.nodes[to];
-                let state = n.worker.as_ref().map_or(State::Unknown, Worker::state);
-                let role = n.main.role();
-                self.send(
-                    to,
-                    from,
-                    Msg::PollAns {
-                        generation,
-                        role,
-                        state,
-                    },
-                );
-            }
-            Msg::PollAns {
-                generation,
-                role,
-                state,
-            } => {
-                if self.with_worker(to, |w| w.gens.get(r) == Some(&generation)) {
-                    self.send(to, from, Msg::PollAck);
-                    let result = Ok((role, state));
-                    self.worker_input(to, Input::Polled { remote: r, result });
-                }
-            }
-            Msg::PollAck => {
-                if self.with_worker(to, |w| matches!(w.m, Machine::Primary(_))) {
-                    self.worker_input(to, Input::StatusPolled { remote: true });
-                }
-            }
-            Msg::Complaint => self.main_input(to, ResourceInput::Complaint, None),
-        }
-    }
-
-    fn with_worker(&mut self, node: usize, f: impl FnOnce(&mut Worker) -> bool) -> bool {
+    pub(super) fn with_worker(&mut self, node: usize, f: impl FnOnce(&mut Worker) -> bool) -> bool {
         self.nodes[node].worker.as_mut().is_some_and(f)
     }
 
-    fn worker_input(&mut self, node: usize, input: Input) {
+    pub(super) fn worker_input(&mut self, node: usize, input: Input) {
         let Some(mut w) = self.nodes[node].worker.take() else {
             return;
         };
@@ -559,26 +461,25 @@ impl World {
 
     /// Carries out a worker's actions; false once it exited.
     fn worker_actions(&mut self, node: usize, w: &mut Worker, actions: Vec<Action>) -> bool {
-        let peers = others(self.nodes.len(), node);
         for a in actions {
             match a {
                 Action::RunHook(event) => {
                     self.note(node, || format!("hook {event:?} asked"));
-                    self.nodes[node].hooks.push_back(Hook {
-                        kind: HookKind::Worker(event),
-                        owner: Some(w.id),
-                    });
                     if event == HookEvent::Complaint {
                         self.main_input(node, ResourceInput::ComplaintSent, None);
                     }
-                    self.run_hooks(node);
+                    let hook = Hook {
+                        kind: HookKind::Worker(event),
+                        owner: Some(w.id),
+                    };
+                    self.queue_hook(node, hook);
                 }
                 Action::Connect { remote } => {
                     let conn = self.next_conn;
                     self.next_conn += 1;
                     w.hs[remote] = Some(conn);
                     let priority = self.nodes[node].spec.priority;
-                    self.send(node, peers[remote], Msg::Hs1 { conn, priority });
+                    self.send(node, peer_of(node, remote), Msg::Hs1 { conn, priority });
                     let epoch = self.nodes[node].epoch;
                     let ev = Ev::HsTimeout {
                         node,
@@ -591,7 +492,7 @@ impl World {
                 }
                 Action::Disconnect { remote } => {
                     if let Some(conn) = w.conns.get_mut(remote).and_then(Option::take) {
-                        self.send(node, peers[remote], Msg::Close { conn });
+                        self.send(node, peer_of(node, remote), Msg::Close { conn });
                     }
                     if let Some(g) = w.gens.get_mut(remote) {
                         *g += 1;
@@ -599,7 +500,7 @@ impl World {
                 }
                 Action::Heartbeat { remote, msg } => {
                     if let Some(conn) = w.conns[remote] {
-                        self.send(node, peers[remote], Msg::Hb { conn, msg });
+                        self.send(node, peer_of(node, remote), Msg::Hb { conn, msg });
                     }
                 }
                 Action::Reply { msg } => {
@@ -610,9 +511,11 @@ impl World {
                 Action::Poll { remote } => {
                     w.gens[remote] += 1;
                     let generation = w.gens[remote];
-                    self.send(node, peers[remote], Msg::Poll { generation });
+                    self.send(node, peer_of(node, remote), Msg::Poll { generation });
                 }
-                Action::Complain { remote } => self.send(node, peers[remote], Msg::Complaint),
+                Action::Complain { remote } => {
+                    self.send(node, peer_of(node, remote), Msg::Complaint);
+                }
                 Action::Log { msg, .. } => self.note(node, || msg),
                 Action::Exit(code) => {
                     self.note(node, || format!("worker {} exits {code}", w.id.0));
@@ -630,27 +533,26 @@ impl World {
         true
     }
 
-    fn close_all(&mut self, node: usize, w: &mut Worker) {
-        let peers = others(self.nodes.len(), node);
-        for (r, c) in w.conns.iter_mut().enumerate() {
-            if let Some(conn) = c.take() {
-                self.send(node, peers[r], Msg::Close { conn });
-            }
-        }
-        for (r, c) in w.hs.iter_mut().enumerate() {
-            if let Some(conn) = c.take() {
-                self.send(node, peers[r], Msg::Close { conn });
-            }
-        }
-        if let Some((peer, conn)) = w.link.take() {
-            self.send(node, peer, Msg::Close { conn });
-        }
-    }
-
     /// `hs`: the handshake at hand (peer, connection, stage).
-    fn main_input(&mut self, node: usize, input: ResourceInput, hs: Option<(usize, u64, u8)>) {
+    pub(super) fn main_input(
+        &mut self,
+        node: usize,
+        input: ResourceInput,
+        hs: Option<(usize, u64, u8)>,
+    ) {
         let now = Time(self.now);
-        let actions = self.nodes[node].main.handle(now, input);
+        self.inputs += 1;
+        let complaint = input == ResourceInput::Complaint;
+        let n = &mut self.nodes[node];
+        if complaint {
+            n.history.complaints.push_back((self.now, self.inputs));
+        }
+        let (role, serving) = (n.main.role(), n.main.serving().is_some());
+        let actions = n.main.handle(now, input);
+        self.observe(node, role, serving, complaint);
+        if role == Role::Primary && self.nodes[node].main.role() != Role::Primary {
+            self.on_leave_primary(node);
+        }
         for a in actions {
             match a {
                 ResourceAction::SpawnWorker { id, role, urgent } => {
@@ -680,11 +582,11 @@ impl World {
                     }
                 }
                 ResourceAction::RunRoleHook { .. } | ResourceAction::RunComplainHook => {
-                    self.nodes[node].hooks.push_back(Hook {
+                    let hook = Hook {
                         kind: HookKind::Main,
                         owner: None,
-                    });
-                    self.run_hooks(node);
+                    };
+                    self.queue_hook(node, hook);
                 }
                 ResourceAction::AcceptHandshake => {
                     if let Some((peer, conn, 1)) = hs {
@@ -693,15 +595,12 @@ impl World {
                 }
                 ResourceAction::RefuseHandshake { errmsg, priority } => {
                     if let Some((peer, conn, 1)) = hs {
-                        self.send(
-                            node,
-                            peer,
-                            Msg::Hs1Refused {
-                                conn,
-                                errmsg,
-                                priority,
-                            },
-                        );
+                        let msg = Msg::Hs1Refused {
+                            conn,
+                            errmsg,
+                            priority,
+                        };
+                        self.send(node, peer, msg);
                     }
                 }
                 ResourceAction::Log { msg, .. } => self.note(node, || format!("main: {msg}")),
@@ -718,11 +617,10 @@ impl World {
         urgent: bool,
     ) -> Worker {
         let p = &self.p;
-        let peers = others(self.nodes.len(), node);
-        let remotes: Vec<RemoteSpec> = peers
-            .iter()
-            .map(|&i| RemoteSpec {
-                addr: self.nodes[i].spec.name.to_string(),
+        let remotes_n = self.nodes.len() - 1;
+        let remotes: Vec<RemoteSpec> = (0..remotes_n)
+            .map(|r| RemoteSpec {
+                addr: self.nodes[peer_of(node, r)].spec.name.to_string(),
                 reachable: true,
             })
             .collect();
@@ -753,8 +651,8 @@ impl World {
                 SecondaryConfig {
                     heartbeat: hb,
                     silence_limit: hb * 2,
-                    remotes: peers.len(),
-                    primary: hs.map(|(peer, _, _)| self.remote_index(node, peer)),
+                    remotes: remotes_n,
+                    primary: hs.map(|(peer, _, _)| remote_of(node, peer)),
                 },
                 now,
             )),
@@ -762,102 +660,21 @@ impl World {
         Worker {
             id,
             m,
-            conns: vec![None; peers.len()],
-            hs: vec![None; peers.len()],
-            gens: vec![0; peers.len()],
+            conns: vec![None; remotes_n],
+            hs: vec![None; remotes_n],
+            gens: vec![0; remotes_n],
             link: hs
                 .filter(|_| role == Role::Secondary)
                 .map(|(peer, conn, _)| (peer, conn)),
         }
     }
-
-    /// Starts the next hook if none runs: one at a time per node.
-    fn run_hooks(&mut self, node: usize) {
-        if self.nodes[node].running.is_some() {
-            return;
-        }
-        let Some(hook) = self.nodes[node].hooks.pop_front() else {
-            return;
-        };
-        let p = self.p.clone();
-        let slow = self.rng.chance(p.slow_per_mille);
-        let n = &mut self.nodes[node];
-        let (dur, result) = match hook.kind {
-            HookKind::Worker(HookEvent::Stop) => {
-                // `stop` may be slow but always finishes: without fencing
-                // nothing bounds a copy whose `stop` hangs (quirks.md Q10).
-                let d = if slow { p.hook_timeout * 9 / 10 } else { 30 };
-                (self.rng.range(5, d), HookResult::Exited(0))
-            }
-            HookKind::Worker(e @ (HookEvent::Start | HookEvent::Status)) => {
-                let d = if slow {
-                    self.rng.range(p.hook_timeout / 2, p.hook_timeout * 2)
-                } else {
-                    self.rng.range(5, 40)
-                };
-                if d > p.hook_timeout {
-                    (p.hook_timeout, HookResult::TimedOut)
-                } else if e == HookEvent::Start {
-                    let fail = self.rng.chance(p.start_fail_per_mille);
-                    (d, HookResult::Exited(i32::from(fail)))
-                } else {
-                    (d, HookResult::Exited(0))
-                }
-            }
-            _ => (self.rng.range(1, 5), HookResult::Exited(0)),
-        };
-        if hook.kind == HookKind::Worker(HookEvent::Start) {
-            n.res_starting = true;
-        }
-        n.hook_seq += 1;
-        let (epoch, seq) = (n.epoch, n.hook_seq);
-        n.running = Some((hook, seq, result));
-        self.at(self.now + dur, Ev::HookEnd { node, epoch, seq });
-    }
-
-    fn hook_end(&mut self, node: usize) {
-        let Some((hook, _, mut result)) = self.nodes[node].running.take() else {
-            return;
-        };
-        let n = &mut self.nodes[node];
-        match hook.kind {
-            HookKind::Worker(HookEvent::Start) => {
-                n.res_starting = false;
-                // A killed `start` may have got the resource going.
-                if result != HookResult::Exited(1) {
-                    n.res_up = true;
-                }
-            }
-            HookKind::Worker(HookEvent::Stop) => n.res_up = false,
-            HookKind::Worker(HookEvent::Status) if result == HookResult::Exited(0) => {
-                result = HookResult::Exited(if n.res_up { 0 } else { 1 });
-            }
-            _ => {}
-        }
-        if let (HookKind::Worker(event), Some(owner)) = (hook.kind, hook.owner) {
-            self.note(node, || format!("hook {event:?} done: {result}"));
-            if self.nodes[node]
-                .worker
-                .as_ref()
-                .is_some_and(|w| w.id == owner)
-            {
-                self.worker_input(node, Input::HookDone { event, result });
-            }
-        }
-        self.run_hooks(node);
-    }
 }
 
-fn main_cfg(p: &Params, spec: &NodeSpec) -> ResourceConfig {
+pub(super) fn main_cfg(p: &Params, spec: &NodeSpec, role_on_start: Role) -> ResourceConfig {
     ResourceConfig {
-        role_on_start: spec.role_on_start,
+        role_on_start,
         priority: spec.priority,
         complaint_count: p.cc,
         complaint_interval: Duration::from_millis(p.ci),
     }
-}
-
-/// A node's remotes: every other node, in order.
-fn others(n: usize, me: usize) -> Vec<usize> {
-    (0..n).filter(|&i| i != me).collect()
 }
