@@ -301,3 +301,37 @@ fn q57_connecting_gives_up_after_the_resources_timeout() {
         .then_some(())
     });
 }
+
+#[test]
+fn q10_a_start_still_running_when_the_main_process_dies_is_ended_before_the_stop() {
+    let mut n = Node::new(
+        "q10-mid-hook",
+        "alpha",
+        "resource www {\n exec {hook}\n heartbeat_interval 0.2\n on alpha { remote none role_on_start primary }\n}\n",
+    );
+    n.touch("start-sleeps");
+    n.start();
+    let pids = wait_for(10, "the start hook", || {
+        std::fs::read_to_string(n.dir.join("start.pids")).ok()
+    });
+    let pids: Vec<i32> = pids
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    kill(Pid::from_raw(n.pid()), Signal::SIGKILL).unwrap();
+    wait_for(20, "the guardian's stop", || {
+        n.hooks().contains(&"stop www".to_string()).then_some(())
+    });
+    for pid in pids {
+        wait_for(10, "the start hook's group to end", || {
+            kill(Pid::from_raw(pid), None).is_err().then_some(())
+        });
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!n.running(), "the start ended after the guardian's stop");
+    assert!(
+        n.log().contains("Ended the hook still running"),
+        "{}",
+        n.log()
+    );
+}

@@ -57,15 +57,12 @@
 //!   two yields, within the overlap bound. The takeover bound below holds
 //!   too: the secondary learns of the loss within `L` of `Tk`, sooner than
 //!   after a host crash.
-//!   The guardian only covers a main process that dies while no hook
-//!   runs or waits (the default run's deaths wait for that):
-//!   `q10_main_process_crash_mid_hook` (ignored) lets them strike at any
-//!   moment, and fails: a `start` running when the main process dies runs
-//!   on in its own process group and may end after the guardian's `stop`;
-//!   and a primary that just gave up or yielded is no longer reported
-//!   primary to the guardian while its `stop` still waits behind another
-//!   hook, so a death then leaves the resource running with nobody to
-//!   stop it.
+//!   A death may strike while a hook runs or waits
+//!   (`q10_main_process_crash_mid_hook`, and the default run): the
+//!   guardian first kills a hook still running, so that a `start` cannot
+//!   end after its `stop`, and it stops the resource while a primary that
+//!   just gave up or yielded still owes its `stop` (queued or running),
+//!   not only while the role is primary.
 //! * **Stalled peer (Q21, Q27).** A daemon that stops (SIGSTOP) at `s`
 //!   keeps its connections open; its kernel accepts and buffers, it reads
 //!   nothing and answers nothing until it resumes, then reads what came
@@ -242,12 +239,11 @@ fn q10_main_process_crash() {
     scenario(Kind::MainCrash);
 }
 
-/// The main process dies while a hook runs or waits: the guardian does
-/// not cover a `start` that outlives it, nor a `stop` still queued after
-/// its primary gave up, so the resource may be left running with nobody
-/// to stop it. Fails until the daemon covers both.
+/// The main process dies while a hook runs or waits: the guardian kills
+/// a hook still running (a `start` must not end after its `stop`) and
+/// also stops a resource whose primary just gave up but whose `stop` had
+/// not run yet.
 #[test]
-#[ignore = "the guardian does not yet cover hooks in progress (see the doc comment)"]
 fn q10_main_process_crash_mid_hook() {
     scenario(Kind::MainCrashMidHook);
 }

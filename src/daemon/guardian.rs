@@ -34,6 +34,9 @@ pub struct Record {
     pub name: String,
     pub exec: String,
     pub hook_timeout_ms: u64,
+    /// The process group of the hook running for it: killed before the
+    /// guardian's `stop`, so that a `start` cannot end after it.
+    pub hook_group: Option<i32>,
 }
 
 impl Record {
@@ -44,6 +47,7 @@ impl Record {
             name: r.name.clone(),
             exec: r.exec.clone(),
             hook_timeout_ms: u64::try_from(r.hook_timeout.as_millis()).unwrap_or(u64::MAX),
+            hook_group: None,
         }
     }
 }
@@ -144,9 +148,29 @@ fn watch(read: OwnedFd) -> i32 {
             "[{}] The main process died while primary; stopping the resource.",
             r.name
         );
+        if let Some(group) = r.hook_group {
+            end_group(&r.name, Pid::from_raw(group));
+        }
         stop(r);
     }
     0
+}
+
+/// Ends a hook's process group the main process left running: SIGTERM,
+/// then SIGKILL if it is still there 5 s later.
+fn end_group(name: &str, group: Pid) {
+    if killpg(group, Signal::SIGTERM).is_err() {
+        return;
+    }
+    log_notice!("[{name}] Ended the hook still running (process group {group}).");
+    let started = Instant::now();
+    while killpg(group, None).is_ok() {
+        if started.elapsed() >= Duration::from_secs(5) {
+            let _ = killpg(group, Signal::SIGKILL);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Runs `<exec> stop <resource>` and waits for it, bounded by the

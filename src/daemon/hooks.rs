@@ -155,6 +155,23 @@ impl Hooks {
             .insert((req.name.clone(), req.args[0].clone()), run);
     }
 
+    /// The process group of the hook running for `resource`, if any.
+    pub fn running_group(&self, resource: usize) -> Option<i32> {
+        self.running.get(&resource).map(|r| r.pid.as_raw())
+    }
+
+    /// Whether a `stop` of `resource` is queued or running: the resource
+    /// may still be up, and the guardian must stop it should this process
+    /// die before the `stop` ran.
+    pub fn owes_stop(&self, resource: usize) -> bool {
+        let is_stop = |r: &Request| r.args.first().is_some_and(|a| a == "stop");
+        self.running.get(&resource).is_some_and(|r| is_stop(&r.req))
+            || self
+                .queued
+                .get(&resource)
+                .is_some_and(|q| q.iter().any(is_stop))
+    }
+
     /// True when no hook runs or waits.
     pub fn idle(&self) -> bool {
         self.running.is_empty() && self.queued.values().all(VecDeque::is_empty)

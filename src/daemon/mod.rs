@@ -26,7 +26,6 @@ use crate::config::address::Kind;
 use crate::event::{Event, Poller, TimerId, Token};
 use crate::exit;
 use crate::sys::pidfile::{Pidfile, PidfileError};
-use crate::types::Role;
 use crate::{log_error, log_notice, log_warning};
 use acceptor::Acceptor;
 use control::ControlServer;
@@ -206,12 +205,7 @@ fn serve(
     let mut shutdown: Option<Instant> = None;
     let mut events = Vec::new();
     loop {
-        guardian.update(
-            sup.list
-                .iter()
-                .enumerate()
-                .map(|(i, r)| guardian::Record::of(i, r.machine.role() == Role::Primary, &r.cfg)),
-        );
+        guardian.update(sup.guardian_records().into_iter());
         if let Some(deadline) = shutdown {
             if sup.quiet() {
                 guardian.dismiss();

@@ -519,6 +519,24 @@ impl Supervisor {
         self.hooks.last_runs(&self.list[i].cfg.name)
     }
 
+    /// What the guardian must know of each resource: whether it must be
+    /// stopped should this process die (primary, a primary worker not yet
+    /// gone, or a `stop` still owed), and the hook to kill first.
+    pub fn guardian_records(&self) -> Vec<super::guardian::Record> {
+        self.list
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let primary = r.machine.role() == Role::Primary
+                    || r.workers.iter().any(|w| w.role == Role::Primary)
+                    || self.hooks.owes_stop(i);
+                let mut rec = super::guardian::Record::of(i, primary, &r.cfg);
+                rec.hook_group = self.hooks.running_group(i);
+                rec
+            })
+            .collect()
+    }
+
     pub fn longest_hook_timeout(&self) -> Duration {
         self.list
             .iter()

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 /// The hook: records its arguments, keeps the resource as a file. Files
 /// next to it change its behaviour: `start-fails` (start exits 1 without
 /// starting), `status-sleeps` (status hangs with a child in its process
-/// group, writing both pids to `status.pids`), `chatty` (status writes to
-/// stdout and stderr).
+/// group, writing both pids to `status.pids`), `start-sleeps` (the same
+/// for start, into `start.pids`), `chatty` (status writes to stdout and
+/// stderr).
 pub const HOOK: &str = r#"#!/bin/sh
 dir=$(dirname "$0")
 echo "$*" >> "$dir/hooks.log"
@@ -34,6 +35,11 @@ status)
 	exit 1;;
 start)
 	[ -f "$dir/start-fails" ] && exit 1
+	if [ -f "$dir/start-sleeps" ]; then
+		sleep 300 &
+		echo "$$ $!" > "$dir/start.pids"
+		wait
+	fi
 	touch "$dir/running-$2";;
 stop)
 	rm -f "$dir/running-$2";;

@@ -15,6 +15,7 @@ use hastmon::role::Time;
 use hastmon::role::resource::{ResourceInput, ResourceMachine};
 use hastmon::types::Role;
 
+use super::hooks::HookKind;
 use super::hooks::Resource;
 use super::world::{Ev, World, main_cfg};
 
@@ -191,7 +192,10 @@ impl World {
     /// The main process dies, its host lives: the workers exit as their
     /// channel closes (a primary's own `stop` reaches nobody), and the
     /// guardian stops the resource if the main process last said it was
-    /// primary. The hook running now runs on; the queued ones are lost.
+    /// primary or still owed a `stop` (one queued or running). The hook
+    /// running now is then killed first, so that a `start` cannot end
+    /// after the guardian's `stop`; otherwise it runs on. The queued ones
+    /// are lost.
     pub(super) fn kill_main(&mut self, node: usize) {
         let n = &mut self.nodes[node];
         if !n.daemon_up || !n.dying {
@@ -208,13 +212,21 @@ impl World {
         n.stalled_since = None;
         n.held.clear();
         n.epoch += 1;
+        let stop = HookKind::Worker(hastmon::proto::msg::HookEvent::Stop);
+        let owes_stop = n.hooks.iter().any(|h| h.kind == stop)
+            || n.running
+                .is_some_and(|id| self.procs.kind(id) == Some(stop));
+        let primary = n.main.role() == Role::Primary || owes_stop;
+        let n = &mut self.nodes[node];
         n.hooks.clear();
-        n.running = None;
-        let primary = n.main.role() == Role::Primary;
+        let running = n.running.take();
         if let Some(mut w) = n.worker.take() {
             self.close_all(node, &mut w);
         }
         if primary {
+            if let Some(id) = running {
+                self.kill_hook(node, id);
+            }
             self.guardian_stop(node);
         }
         if let Some(role) = self.nodes[node].restart.take() {

@@ -64,6 +64,10 @@ impl Procs {
     pub fn kill_node(&mut self, node: usize) {
         self.running.retain(|_, p| p.node != node);
     }
+
+    pub fn kind(&self, id: u64) -> Option<HookKind> {
+        self.running.get(&id).map(|p| p.hook.kind)
+    }
 }
 
 /// How long a hook runs and how it ends.
@@ -113,6 +117,21 @@ impl World {
         let epoch = self.nodes[node].epoch;
         let id = self.spawn_proc(node, Some(epoch), hook);
         self.nodes[node].running = Some(id);
+    }
+
+    /// The guardian kills a hook still running for a main process that
+    /// died: a `start` may have got the resource going, and the guardian's
+    /// `stop` follows.
+    pub(super) fn kill_hook(&mut self, node: usize, id: u64) {
+        let Some(p) = self.procs.running.remove(&id) else {
+            return;
+        };
+        self.note(node, || format!("guardian: kill {:?}", p.hook.kind));
+        if p.hook.kind == HookKind::Worker(HookEvent::Start) {
+            let res = &mut self.nodes[node].res;
+            res.starting -= 1;
+            res.up = true;
+        }
     }
 
     /// The guardian stops the resource of a main process that died.

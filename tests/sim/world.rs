@@ -221,10 +221,9 @@ pub struct World {
     pub(super) procs: Procs,
     pub(super) faults: Schedule,
     pub(super) inputs: u64,
-    /// Main processes may die while one of their hooks runs or waits.
-    /// Off, a death waits for the hooks to end: the guardian does not
-    /// cover a `start` that outlives the main process, nor a `stop` still
-    /// queued when it dies after its primary gave up.
+    /// Main processes may die while one of their hooks runs or waits (the
+    /// guardian kills a running hook and honours a `stop` still owed).
+    /// Off, a death waits for the hooks to end.
     pub deaths_mid_hook: bool,
     pub promotions: Vec<Promotion>,
     pub trace: Option<Vec<String>>,
@@ -276,7 +275,7 @@ impl World {
             procs: Procs::default(),
             faults: Schedule::default(),
             inputs: 0,
-            deaths_mid_hook: false,
+            deaths_mid_hook: true,
             promotions: Vec::new(),
             trace: trace.then(Vec::new),
         };
