@@ -287,3 +287,18 @@ fn new_friends_and_remotes_and_keys_take_effect() {
     });
     assert_eq!(b.hooks().len(), hooks);
 }
+
+#[test]
+fn a_reload_is_named_as_the_cause_of_the_role_changes_it_makes() {
+    let n = started("reload-cause");
+    reload(
+        &n,
+        "resource web {\n exec {hook}\n heartbeat_interval 0.2\n on alpha { remote none role_on_start primary }\n}\n",
+    );
+    assert!(
+        n.log()
+            .contains("[db] Role changed from primary to init by the reloaded configuration."),
+        "{}",
+        n.log()
+    );
+}

@@ -169,7 +169,7 @@ impl Supervisor {
                 .any(|r| r.name == self.list[i].cfg.name)
             {
                 said.push(format!("Resource {} removed.", self.list[i].cfg.name));
-                self.input(ctx, i, ResourceInput::SetRole(Role::Init));
+                self.input(ctx, i, ResourceInput::ReloadRole(Role::Init));
                 self.list[i].retired = true;
             }
         }
@@ -208,7 +208,7 @@ impl Supervisor {
             self.input(ctx, i, input);
             // Back from retirement: as a new resource, from `role_on_start`.
             if revived && r.role_on_start != Role::Init {
-                self.input(ctx, i, ResourceInput::SetRole(r.role_on_start));
+                self.input(ctx, i, ResourceInput::ReloadRole(r.role_on_start));
             }
         }
         said

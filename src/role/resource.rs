@@ -71,8 +71,10 @@ pub enum ResourceInput {
     Start,
     /// The time asked for by `deadline()` has come.
     Tick,
-    /// An operator's `hastmonctl role`, a remote control request, reload.
+    /// An operator's `hastmonctl role`, or a remote control request.
     SetRole(Role),
+    /// A role set by a configuration reload (a resource removed, or back).
+    ReloadRole(Role),
     /// A watchdog's complaint arrived and passed the access checks.
     Complaint,
     /// Our own watchdog worker complained (counted for the status display).
@@ -156,6 +158,7 @@ pub struct RoleChange {
 /// Causes of changes no machine rule made.
 pub const CAUSE_START: &str = "Daemon started (role_on_start)";
 pub const CAUSE_REQUEST: &str = "Role requested";
+pub const CAUSE_RELOAD: &str = "Configuration reloaded";
 
 /// The primary a secondary serves, or one that asked to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -265,7 +268,8 @@ impl ResourceMachine {
                     self.spawn_for_role(&mut out);
                 }
             }
-            ResourceInput::SetRole(role) => self.set_role(role, &mut out),
+            ResourceInput::SetRole(role) => self.set_role(role, CAUSE_REQUEST, &mut out),
+            ResourceInput::ReloadRole(role) => self.set_role(role, CAUSE_RELOAD, &mut out),
             ResourceInput::Complaint => {
                 out.push(ResourceAction::RunComplainHook);
                 self.complaint(now, &mut out);
@@ -332,18 +336,23 @@ impl ResourceMachine {
         });
     }
 
-    fn set_role(&mut self, role: Role, out: &mut Vec<ResourceAction>) {
+    fn set_role(&mut self, role: Role, cause: &'static str, out: &mut Vec<ResourceAction>) {
         if role == self.role {
             log(out, Level::Debug, "Role unchanged.");
             return;
         }
         let old = self.role;
+        let why = if cause == CAUSE_RELOAD {
+            "by the reloaded configuration"
+        } else {
+            "on request"
+        };
         log(
             out,
             Level::Notice,
-            format!("Role changed from {old} to {role} on request."),
+            format!("Role changed from {old} to {role} {why}."),
         );
-        self.change_role(role, CAUSE_REQUEST, true, out);
+        self.change_role(role, cause, true, out);
         out.push(ResourceAction::RunRoleHook {
             old,
             new: role,
