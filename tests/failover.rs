@@ -173,26 +173,7 @@ fn an_unknown_address_is_dropped_before_anything_is_read() {
     };
     let frame = hastmon::proto::encode_frame(&complaint.to_nv()).unwrap();
     for _ in 0..6 {
-        let sock = nix::sys::socket::socket(
-            nix::sys::socket::AddressFamily::Inet,
-            nix::sys::socket::SockType::Stream,
-            nix::sys::socket::SockFlag::empty(),
-            None,
-        )
-        .unwrap();
-        let from: std::net::SocketAddr = "127.0.0.9:0".parse().unwrap();
-        nix::sys::socket::bind(
-            std::os::fd::AsRawFd::as_raw_fd(&sock),
-            &nix::sys::socket::SockaddrStorage::from(from),
-        )
-        .unwrap();
-        let to: std::net::SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
-        nix::sys::socket::connect(
-            std::os::fd::AsRawFd::as_raw_fd(&sock),
-            &nix::sys::socket::SockaddrStorage::from(to),
-        )
-        .unwrap();
-        let mut stream = std::net::TcpStream::from(sock);
+        let mut stream = common::connect_from("127.0.0.9", &format!("127.0.0.2:{port}"));
         let _ = stream.write_all(&frame);
     }
     wait_for(10, "the refusal in B's log", || {

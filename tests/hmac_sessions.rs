@@ -130,19 +130,7 @@ fn connect(to: SocketAddr) -> TcpStream {
 }
 
 fn connect_from(ip: &str, to: SocketAddr) -> TcpStream {
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, bind, socket};
-    use std::os::fd::AsRawFd;
-    let sock = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::empty(),
-        None,
-    )
-    .unwrap();
-    let from: SocketAddr = format!("{ip}:0").parse().unwrap();
-    bind(sock.as_raw_fd(), &SockaddrStorage::from(from)).unwrap();
-    nix::sys::socket::connect(sock.as_raw_fd(), &SockaddrStorage::from(to)).unwrap();
-    let stream = TcpStream::from(sock);
+    let stream = common::connect_from(ip, &to.to_string());
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
