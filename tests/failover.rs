@@ -186,3 +186,41 @@ fn an_unknown_address_is_dropped_before_anything_is_read() {
     assert_eq!(field(b, "role"), "secondary");
     assert!(!b.hooks().contains(&"complain www".to_string()));
 }
+
+#[test]
+fn q22_a_secondary_measures_silence_by_its_primarys_interval() {
+    // A heartbeats every second; B's own interval is 0.2 s, so by its own
+    // measure (0.4 s) it would drop A between any two heartbeats.
+    let members: &[(&str, &str, &str)] = &[
+        (
+            "a",
+            "127.0.0.1",
+            "remote tcp4://127.0.0.2:PORT priority 1 role_on_start primary heartbeat_interval 1 silence_limit 0",
+        ),
+        (
+            "b",
+            "127.0.0.2",
+            "remote tcp4://127.0.0.1:PORT priority 2 role_on_start secondary",
+        ),
+    ];
+    let nodes = cluster("q22", members, "");
+    let [a, b] = &nodes[..] else { unreachable!() };
+    wait_for(20, "B to serve A", || {
+        remote_line(b, "127.0.0.1")
+            .ends_with("(connected)")
+            .then_some(())
+    });
+    let worker = field(b, "workerpid");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        field(b, "workerpid"),
+        worker,
+        "B's secondary worker was replaced"
+    );
+    assert!(
+        !b.hooks().contains(&"disconnect www".to_string()),
+        "{:?}",
+        b.hooks()
+    );
+    assert!(a.running() && !b.running());
+}

@@ -262,6 +262,7 @@ fn q23_the_heartbeat_connections_stay_sealed_in_the_workers() {
         resource: "www".into(),
         priority: Some(1),
         auth: None,
+        heartbeat_ms: None,
     };
     first.write_all(&frame(&s1.seal(&stage1.to_nv()))).unwrap();
     let reply = s1.open(&recv(&mut first).unwrap()).unwrap();

@@ -76,7 +76,8 @@ fn golden_stage1_without_priority_keeps_the_absence() {
         Handshake1 {
             resource: "r1".into(),
             priority: None,
-            auth: None
+            auth: None,
+            heartbeat_ms: None
         }
     );
     assert_eq!(encode_frame(&hs.to_nv()).unwrap(), frame);
@@ -164,18 +165,34 @@ fn stage1_reply_needs_a_16_byte_token() {
 }
 
 #[test]
-fn stage1_auth_fields_follow_priority() {
-    let hs = Handshake1 {
+fn stage1_auth_fields_follow_priority_and_our_interval_comes_last() {
+    let mut hs = Handshake1 {
         resource: "r1".into(),
         priority: Some(3),
         auth: Some(AuthFields {
             now: 5,
             hash: vec![1; 20],
         }),
+        heartbeat_ms: None,
     };
     let nv = hs.to_nv();
     let names: Vec<&[u8]> = nv.elements().iter().map(|e| e.name()).collect();
     assert_eq!(names, [&b"resource"[..], b"priority", b"now", b"auth_hash"]);
+    assert_eq!(Handshake1::from_nv(&nv), Ok(hs.clone()));
+    // Q22: the primary's interval, after everything 0.3.4 reads.
+    hs.heartbeat_ms = Some(200);
+    let nv = hs.to_nv();
+    let names: Vec<&[u8]> = nv.elements().iter().map(|e| e.name()).collect();
+    assert_eq!(
+        names,
+        [
+            &b"resource"[..],
+            b"priority",
+            b"now",
+            b"auth_hash",
+            b"heartbeat_ms"
+        ]
+    );
     assert_eq!(Handshake1::from_nv(&nv), Ok(hs));
 }
 

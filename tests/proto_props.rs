@@ -214,7 +214,7 @@ proptest! {
 
     #[test]
     fn handshake1_round_trips(resource in "[a-z0-9._-]{1,20}", priority in proptest::option::of(any::<i32>())) {
-        let hs = Handshake1 { resource, priority, auth: None };
+        let hs = Handshake1 { resource, priority, auth: None, heartbeat_ms: None };
         prop_assert_eq!(Handshake1::from_nv(&hs.to_nv()).unwrap(), hs);
     }
 }

@@ -306,6 +306,7 @@ fn typed_constructors_match_captures() {
             resource: "r1".into(),
             priority: Some(0),
             auth: None,
+            heartbeat_ms: None,
         }
         .to_nv(),
     );
@@ -318,6 +319,7 @@ fn typed_constructors_match_captures() {
         resource: "r1".into(),
         priority: Some(0),
         auth: Some(captured_auth(&v)),
+        heartbeat_ms: None,
     };
     check("hs1_request_sha256", hs.to_nv());
     let v = vector("hs2_request_md5");

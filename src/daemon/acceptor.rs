@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::time::Duration;
 
 use super::inbox::send_sealed;
 use super::listen::ListenServer;
@@ -28,6 +29,8 @@ pub struct Acceptor {
     tokens: HashMap<(usize, IpAddr), Token>,
     /// Stage-1 connections waiting for their stage 2, with their sessions.
     first: HashMap<(usize, IpAddr), (TcpStream, Option<Session>)>,
+    /// The heartbeat intervals announced at stage 1 (Q22), by the same key.
+    intervals: HashMap<(usize, IpAddr), Option<Duration>>,
 }
 
 impl Acceptor {
@@ -36,6 +39,7 @@ impl Acceptor {
             friends: cfg.friends.iter().filter_map(peers::resolve).collect(),
             tokens: HashMap::new(),
             first: HashMap::new(),
+            intervals: HashMap::new(),
         }
     }
 
@@ -168,6 +172,8 @@ impl Acceptor {
                     return;
                 }
                 let key = (i, peer.ip().to_canonical());
+                let announced = h.heartbeat_ms.map(|ms| Duration::from_millis(ms.into()));
+                self.intervals.insert(key, announced);
                 if self.first.insert(key, (stream, session)).is_some() {
                     log_notice!("[{name}] Canceling half-open connection from {peer}.");
                 }
@@ -195,6 +201,7 @@ impl Acceptor {
                         return;
                     }
                 };
+                sup.list[i].primary_heartbeat = self.intervals.remove(&key).flatten();
                 sup.hand_off(i, remote.unwrap_or_default(), first, second, sessions);
                 let input = ResourceInput::Handshake2 {
                     peer: peer.ip().to_canonical().to_string(),

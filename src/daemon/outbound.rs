@@ -44,7 +44,7 @@ pub fn owns(id: u64) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Purpose {
     /// A primary worker's connection to a secondary.
-    Handshake { priority: i32 },
+    Handshake { priority: i32, heartbeat_ms: u32 },
     /// A watchdog worker's status poll.
     Poll,
     /// A watchdog worker's complaint (no answer is read).
@@ -358,12 +358,18 @@ impl Job {
     ) -> Result<Step, ConnectFailure> {
         let resource = self.req.name.clone();
         let (list, c) = match (&self.stage, &self.req.purpose) {
-            (Stage::Connecting1 | Stage::Greeting1, Purpose::Handshake { priority }) => {
-                let priority = Some(*priority);
+            (
+                Stage::Connecting1 | Stage::Greeting1,
+                Purpose::Handshake {
+                    priority,
+                    heartbeat_ms,
+                },
+            ) => {
                 let h = Handshake1 {
                     resource,
-                    priority,
+                    priority: Some(*priority),
                     auth,
+                    heartbeat_ms: Some(*heartbeat_ms),
                 };
                 (h.to_nv(), 0)
             }

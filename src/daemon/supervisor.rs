@@ -68,6 +68,9 @@ pub struct ResourceState {
     /// Resolved friends of this resource (the global ones are the
     /// acceptor's).
     pub friends: Vec<SocketAddr>,
+    /// The heartbeat interval the primary being handed over announced in
+    /// its handshake (Q22); its secondary measures silence by it.
+    pub primary_heartbeat: Option<Duration>,
     /// Removed from the configuration by a reload. The entry stays (hooks,
     /// timers and workers refer to resources by position) but answers to
     /// nobody, and comes back if the resource does.
@@ -88,6 +91,7 @@ impl ResourceState {
             remotes: r.remote.iter().map(peers::resolve).collect(),
             friends: r.friends.iter().filter_map(peers::resolve).collect(),
             retired: false,
+            primary_heartbeat: None,
             cfg: r.clone(),
             workers: Vec::new(),
             held: VecDeque::new(),
@@ -437,6 +441,7 @@ impl Supervisor {
             resource: &self.list[i].cfg,
             role,
             primary: handoff.as_ref().map(|(r, ..)| *r),
+            primary_heartbeat: self.list[i].primary_heartbeat,
             urgent,
             debug: self.debug,
             foreground: self.foreground,
@@ -628,8 +633,15 @@ impl Supervisor {
                 self.list[i].workers[w].report = Some(report.rebase(at, self.now()));
             }
             ToMain::Connect { remote } => {
-                let priority = i32::try_from(self.list[i].cfg.priority).unwrap_or(i32::MAX);
-                match remote_req(self, remote, Purpose::Handshake { priority }) {
+                let c = &self.list[i].cfg;
+                let priority = i32::try_from(c.priority).unwrap_or(i32::MAX);
+                let heartbeat_ms =
+                    u32::try_from(c.heartbeat_interval.as_millis()).unwrap_or(u32::MAX);
+                let purpose = Purpose::Handshake {
+                    priority,
+                    heartbeat_ms,
+                };
+                match remote_req(self, remote, purpose) {
                     Some(req) => self.connect(ctx, req),
                     None => {
                         let reason =

@@ -13,8 +13,10 @@ use crate::worker::{self, channel::Channel};
 pub struct Spawn<'a> {
     pub resource: &'a Resource,
     pub role: Role,
-    /// For a secondary: the remote that is its primary.
+    /// For a secondary: the remote that is its primary, and the heartbeat
+    /// interval it announced.
     pub primary: Option<usize>,
+    pub primary_heartbeat: Option<std::time::Duration>,
     /// A promoted primary (see `PrimaryConfig::urgent`).
     pub urgent: bool,
     pub debug: u8,
@@ -41,6 +43,7 @@ pub fn fork(close: &[RawFd], spawn: Spawn<'_>) -> std::io::Result<(Pid, Channel)
                 resource: spawn.resource.clone(),
                 role: spawn.role,
                 primary: spawn.primary,
+                primary_heartbeat: spawn.primary_heartbeat,
                 urgent: spawn.urgent,
                 channel: theirs,
                 debug: spawn.debug,

@@ -35,9 +35,8 @@ pub struct SecondaryConfig {
 }
 
 impl SecondaryConfig {
-    /// The silence limit is 2 × our own interval: the 0.3.4 handshake does
-    /// not carry the primary's, so a primary with a longer interval than
-    /// ours is let go too early (quirks.md Q22).
+    /// The silence limit is 2 × our own interval until the primary's is
+    /// known (see `with_primary_interval`).
     pub fn from_resource(r: &Resource, primary: Option<usize>) -> SecondaryConfig {
         SecondaryConfig {
             heartbeat: r.heartbeat_interval,
@@ -45,6 +44,16 @@ impl SecondaryConfig {
             remotes: r.remote.len(),
             primary,
         }
+    }
+
+    /// Silence is measured against the interval the primary announced in
+    /// its handshake, when it did: 0.3.4's does not, and with it a primary
+    /// slower than this node was let go too early (quirks.md Q22).
+    pub fn with_primary_interval(mut self, primary: Option<Duration>) -> SecondaryConfig {
+        if let Some(hb) = primary {
+            self.silence_limit = hb * 2;
+        }
+        self
     }
 }
 

@@ -48,6 +48,8 @@ pub struct Setup {
     /// For a secondary: which remote is the primary it serves. Its two
     /// connections follow as the first message on the channel.
     pub primary: Option<usize>,
+    /// For a secondary: the heartbeat interval its primary announced.
+    pub primary_heartbeat: Option<std::time::Duration>,
     /// A promoted primary: checks and starts at once (quirks.md Q56).
     pub urgent: bool,
     pub channel: Channel,
@@ -159,7 +161,8 @@ impl Worker {
                 Machine::Primary(Primary::new(PrimaryConfig::from_resource(r), Time(0)))
             }
             Role::Secondary => Machine::Secondary(Secondary::new(
-                SecondaryConfig::from_resource(r, setup.primary),
+                SecondaryConfig::from_resource(r, setup.primary)
+                    .with_primary_interval(setup.primary_heartbeat),
                 Time(0),
             )),
             Role::Watchdog => {

@@ -49,7 +49,8 @@ pub mod errmsg {
     }
 }
 
-/// Stage 1 on connection #1: `{resource, priority, [now, auth_hash]}`.
+/// Stage 1 on connection #1: `{resource, priority, [now, auth_hash],
+/// [heartbeat_ms]}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Handshake1 {
     pub resource: String,
@@ -57,6 +58,10 @@ pub struct Handshake1 {
     /// which must not dethrone a primary (Q15).
     pub priority: Option<i32>,
     pub auth: Option<AuthFields>,
+    /// Ours only, last, so 0.3.4 (which looks fields up by name) ignores
+    /// it: the primary's heartbeat interval, by which its secondary
+    /// measures silence (quirks.md Q22).
+    pub heartbeat_ms: Option<u32>,
 }
 
 impl Handshake1 {
@@ -69,6 +74,9 @@ impl Handshake1 {
         if let Some(auth) = &self.auth {
             auth.write(&mut nv);
         }
+        if let Some(hb) = self.heartbeat_ms {
+            nv.add_u32("heartbeat_ms", hb);
+        }
         nv
     }
 
@@ -77,6 +85,7 @@ impl Handshake1 {
             resource: required_text(nv, "resource")?,
             priority: nv.get_i32("priority"),
             auth: AuthFields::from_nv(nv),
+            heartbeat_ms: nv.get_u32("heartbeat_ms").filter(|&ms| ms > 0),
         })
     }
 }

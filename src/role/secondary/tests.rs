@@ -199,3 +199,16 @@ fn a_lost_connection_disconnects_and_termination_exits_quietly() {
     let a = s.handle(Time(5), Input::Terminate { stop: true });
     assert_eq!(a, [Action::Exit(exit::OK)]);
 }
+
+#[test]
+fn q22_silence_is_measured_against_the_primarys_announced_interval() {
+    let cfg = SecondaryConfig {
+        heartbeat: HB,
+        silence_limit: HB * 2,
+        remotes: 1,
+        primary: Some(0),
+    };
+    let slow = cfg.clone().with_primary_interval(Some(HB * 5));
+    assert_eq!(slow.silence_limit, HB * 10);
+    assert_eq!(cfg.clone().with_primary_interval(None), cfg);
+}
