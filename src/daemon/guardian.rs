@@ -16,8 +16,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
@@ -40,6 +39,14 @@ pub struct Record {
 }
 
 impl Record {
+    fn describes(&self, primary: bool, group: Option<i32>, r: &Resource) -> bool {
+        self.primary == primary
+            && self.hook_group == group
+            && self.name == r.name
+            && self.exec == r.exec
+            && u128::from(self.hook_timeout_ms) == r.hook_timeout.as_millis()
+    }
+
     pub fn of(i: usize, primary: bool, r: &Resource) -> Record {
         Record {
             i,
@@ -92,12 +99,23 @@ impl Guardian {
         }
     }
 
-    /// Tells the guardian about every resource whose record changed.
-    pub fn update(&mut self, records: impl Iterator<Item = Record>) {
-        for r in records {
-            if self.told.get(&r.i) == Some(&r) || (!r.primary && !self.told.contains_key(&r.i)) {
+    /// Tells the guardian about every resource whose record changed:
+    /// `(position, must be stopped, running hook's group, settings)`.
+    /// Called every loop iteration, so a record is only built on a change.
+    pub fn update<'a>(
+        &mut self,
+        state: impl Iterator<Item = (usize, bool, Option<i32>, &'a Resource)>,
+    ) {
+        for (i, primary, group, res) in state {
+            let unchanged = match self.told.get(&i) {
+                Some(t) => t.describes(primary, group, res),
+                None => !primary,
+            };
+            if unchanged {
                 continue;
             }
+            let mut r = Record::of(i, primary, res);
+            r.hook_group = group;
             let Ok(line) = serde_json::to_string(&r) else {
                 continue;
             };
@@ -177,16 +195,7 @@ fn end_group(name: &str, group: Pid) {
 /// resource's `hook_timeout` (then SIGTERM and, 5 s later, SIGKILL to its
 /// process group).
 fn stop(r: &Record) {
-    let argv0 = std::path::Path::new(&r.exec)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let child = Command::new(&r.exec)
-        .arg0(argv0)
-        .args(["stop", &r.name])
-        .process_group(0)
-        .stdin(Stdio::null())
-        .spawn();
+    let child = super::hooks::command(r.exec.as_ref(), &["stop", &r.name]).spawn();
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {

@@ -216,18 +216,7 @@ impl Hooks {
     }
 
     fn spawn(&mut self, poller: &mut Poller, req: Request) -> std::io::Result<()> {
-        let argv0 = req
-            .exec
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // std resets the signal mask and dispositions in the child; the
-        // new process group is what a time limit kills.
-        let mut child = Command::new(&req.exec)
-            .arg0(argv0)
-            .args(&req.args)
-            .process_group(0)
-            .stdin(Stdio::null())
+        let mut child = command(&req.exec, &req.args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()?;
@@ -241,7 +230,7 @@ impl Hooks {
         ];
         for (fd, stderr) in pipes.into_iter().flatten() {
             let id = self.id();
-            set_nonblocking(&fd);
+            let _ = crate::sys::fd::set_nonblocking(&fd);
             if let Err(e) = poller.register(fd.as_fd(), Token(id), Interest::Read) {
                 log_warning!("{label}: its output is lost: {e}.");
                 continue;
@@ -451,12 +440,18 @@ fn finished(req: &Request, result: HookResult) -> Option<Finished> {
     })
 }
 
-fn set_nonblocking(fd: &OwnedFd) {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
-        let _ = fcntl(
-            fd,
-            FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK),
-        );
-    }
+/// `<exec> <args>` as every hook runs: argv[0] the base name of the path,
+/// its own process group (what a time limit kills), stdin on /dev/null.
+/// std resets the signal mask and dispositions in the child.
+pub fn command(exec: &std::path::Path, args: &[impl AsRef<std::ffi::OsStr>]) -> Command {
+    let argv0 = exec
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut cmd = Command::new(exec);
+    cmd.arg0(argv0)
+        .args(args)
+        .process_group(0)
+        .stdin(Stdio::null());
+    cmd
 }

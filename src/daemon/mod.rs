@@ -205,7 +205,7 @@ fn serve(
     let mut shutdown: Option<Instant> = None;
     let mut events = Vec::new();
     loop {
-        guardian.update(sup.guardian_records().into_iter());
+        guardian.update(sup.guardian_state());
         if let Some(deadline) = shutdown {
             if sup.quiet() {
                 guardian.dismiss();
@@ -255,7 +255,7 @@ fn serve(
                     if let Some(new) = reloaded {
                         // Forks from here on close the new sockets too.
                         ctx.outside = outside(&control, &listen, &acceptor);
-                        let said = sup.reconfigure(&mut ctx, &new);
+                        let said = reload::reconfigure(&mut sup, &mut ctx, &new);
                         for line in &said {
                             log_notice!("{line}");
                         }

@@ -1,8 +1,12 @@
 //! Configuration reload on SIGHUP: what changed between two resolved
 //! configurations, and which changes need a new worker.
 
-use crate::config::Resource;
+use super::peers;
+use super::supervisor::{Ctx, ResourceState, Supervisor};
 use crate::config::document::format_seconds;
+use crate::config::{Config, Resource};
+use crate::role::resource::{ResourceConfig, ResourceInput};
+use crate::types::Role;
 
 /// Settings the worker itself runs with: changing one needs a new worker
 /// (the resource keeps running; a primary's connections are made anew).
@@ -176,6 +180,62 @@ pub fn reload(
         log_notice!("Global friends changed.");
     }
     Some(new)
+}
+
+/// Takes a reloaded configuration: resources that went away are set
+/// to init and retired, new ones start as `role_on_start` says, and
+/// changed ones take their new settings, with a new worker when the
+/// worker's own settings changed (the resource is left running).
+/// Unchanged resources are not touched. Returns what changed, a line
+/// each.
+pub fn reconfigure(sup: &mut Supervisor, ctx: &mut Ctx<'_>, cfg: &Config) -> Vec<String> {
+    let mut said = Vec::new();
+    for i in sup.active() {
+        if !cfg.resources.iter().any(|r| r.name == sup.list[i].cfg.name) {
+            said.push(format!("Resource {} removed.", sup.list[i].cfg.name));
+            sup.input(ctx, i, ResourceInput::ReloadRole(Role::Init));
+            sup.list[i].retired = true;
+        }
+    }
+    for r in &cfg.resources {
+        let Some(i) = sup.list.iter().position(|s| s.cfg.name == r.name) else {
+            said.push(format!("Resource {} added.", r.name));
+            sup.list.push(ResourceState::new(r));
+            let i = sup.list.len() - 1;
+            sup.input(ctx, i, ResourceInput::Start);
+            continue;
+        };
+        let s = &mut sup.list[i];
+        let revived = std::mem::take(&mut s.retired);
+        if !revived && s.cfg == *r {
+            continue;
+        }
+        let changes = differences(&s.cfg, r);
+        let restart = !revived && worker_must_restart(&s.cfg, r);
+        said.push(if revived {
+            format!("Resource {} added back.", r.name)
+        } else {
+            format!(
+                "Resource {}: {}{}.",
+                r.name,
+                changes.join(", "),
+                if restart { "; its worker restarts" } else { "" }
+            )
+        });
+        s.cfg = r.clone();
+        s.remotes = r.remote.iter().map(peers::resolve).collect();
+        s.friends = r.friends.iter().filter_map(peers::resolve).collect();
+        let input = ResourceInput::Reconfigure {
+            cfg: ResourceConfig::from_resource(r),
+            restart_worker: restart,
+        };
+        sup.input(ctx, i, input);
+        // Back from retirement: as a new resource, from `role_on_start`.
+        if revived && r.role_on_start != Role::Init {
+            sup.input(ctx, i, ResourceInput::ReloadRole(r.role_on_start));
+        }
+    }
+    said
 }
 
 #[cfg(test)]

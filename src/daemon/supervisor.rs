@@ -85,7 +85,7 @@ pub struct ResourceState {
 pub type Handoff = (usize, TcpStream, TcpStream, Option<[Session; 2]>);
 
 impl ResourceState {
-    fn new(r: &Resource) -> ResourceState {
+    pub(super) fn new(r: &Resource) -> ResourceState {
         ResourceState {
             machine: ResourceMachine::new(ResourceConfig::from_resource(r), Time(0)),
             remotes: r.remote.iter().map(peers::resolve).collect(),
@@ -156,66 +156,6 @@ impl Supervisor {
         (0..self.list.len())
             .filter(|&i| !self.list[i].retired)
             .collect()
-    }
-
-    /// Takes a reloaded configuration: resources that went away are set
-    /// to init and retired, new ones start as `role_on_start` says, and
-    /// changed ones take their new settings, with a new worker when the
-    /// worker's own settings changed (the resource is left running).
-    /// Unchanged resources are not touched. Returns what changed, a line
-    /// each.
-    pub fn reconfigure(&mut self, ctx: &mut Ctx<'_>, cfg: &Config) -> Vec<String> {
-        let mut said = Vec::new();
-        for i in self.active() {
-            if !cfg
-                .resources
-                .iter()
-                .any(|r| r.name == self.list[i].cfg.name)
-            {
-                said.push(format!("Resource {} removed.", self.list[i].cfg.name));
-                self.input(ctx, i, ResourceInput::ReloadRole(Role::Init));
-                self.list[i].retired = true;
-            }
-        }
-        for r in &cfg.resources {
-            let Some(i) = self.list.iter().position(|s| s.cfg.name == r.name) else {
-                said.push(format!("Resource {} added.", r.name));
-                self.list.push(ResourceState::new(r));
-                let i = self.list.len() - 1;
-                self.input(ctx, i, ResourceInput::Start);
-                continue;
-            };
-            let s = &mut self.list[i];
-            let revived = std::mem::take(&mut s.retired);
-            if !revived && s.cfg == *r {
-                continue;
-            }
-            let changes = super::reload::differences(&s.cfg, r);
-            let restart = !revived && super::reload::worker_must_restart(&s.cfg, r);
-            said.push(if revived {
-                format!("Resource {} added back.", r.name)
-            } else {
-                format!(
-                    "Resource {}: {}{}.",
-                    r.name,
-                    changes.join(", "),
-                    if restart { "; its worker restarts" } else { "" }
-                )
-            });
-            s.cfg = r.clone();
-            s.remotes = r.remote.iter().map(peers::resolve).collect();
-            s.friends = r.friends.iter().filter_map(peers::resolve).collect();
-            let input = ResourceInput::Reconfigure {
-                cfg: ResourceConfig::from_resource(r),
-                restart_worker: restart,
-            };
-            self.input(ctx, i, input);
-            // Back from retirement: as a new resource, from `role_on_start`.
-            if revived && r.role_on_start != Role::Init {
-                self.input(ctx, i, ResourceInput::ReloadRole(r.role_on_start));
-            }
-        }
-        said
     }
 
     pub fn now(&self) -> Time {
@@ -527,19 +467,13 @@ impl Supervisor {
     /// What the guardian must know of each resource: whether it must be
     /// stopped should this process die (primary, a primary worker not yet
     /// gone, or a `stop` still owed), and the hook to kill first.
-    pub fn guardian_records(&self) -> Vec<super::guardian::Record> {
-        self.list
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let primary = r.machine.role() == Role::Primary
-                    || r.workers.iter().any(|w| w.role == Role::Primary)
-                    || self.hooks.owes_stop(i);
-                let mut rec = super::guardian::Record::of(i, primary, &r.cfg);
-                rec.hook_group = self.hooks.running_group(i);
-                rec
-            })
-            .collect()
+    pub fn guardian_state(&self) -> impl Iterator<Item = (usize, bool, Option<i32>, &Resource)> {
+        self.list.iter().enumerate().map(|(i, r)| {
+            let primary = r.machine.role() == Role::Primary
+                || r.workers.iter().any(|w| w.role == Role::Primary)
+                || self.hooks.owes_stop(i);
+            (i, primary, self.hooks.running_group(i), &r.cfg)
+        })
     }
 
     pub fn longest_hook_timeout(&self) -> Duration {

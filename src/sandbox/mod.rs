@@ -114,6 +114,17 @@ pub fn drop_privileges(c: &Credentials) -> io::Result<()> {
     Ok(())
 }
 
+/// The name of the error by which the sandbox refuses a call, if `e` is
+/// one (EPERM from seccomp; ECAPMODE, or EPERM, from capability mode).
+pub fn refusal_name(e: &io::Error) -> Option<&'static str> {
+    match e.raw_os_error()? {
+        libc::EPERM => Some("EPERM"),
+        #[cfg(target_os = "freebsd")]
+        libc::ECAPMODE => Some("ECAPMODE"),
+        _ => None,
+    }
+}
+
 /// Enters the sandbox; the process stays in it until it exits.
 pub fn enter() -> io::Result<()> {
     // Test builds can act out a kernel without a sandbox.

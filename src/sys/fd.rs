@@ -97,3 +97,11 @@ pub unsafe fn close_raw(fds: &[RawFd]) {
         unsafe { libc::close(fd) };
     }
 }
+
+/// Sets O_NONBLOCK with fcntl (a sandboxed worker keeps the right to
+/// fcntl but not the ioctl std would use).
+pub fn set_nonblocking(fd: impl std::os::fd::AsFd) -> nix::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_retain(fcntl(&fd, FcntlArg::F_GETFL)?);
+    fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(drop)
+}

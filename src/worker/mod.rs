@@ -332,7 +332,7 @@ impl Worker {
         for fd in [&first, &second] {
             // Non-blocking first: the narrowed rights keep fcntl but not
             // the ioctl that std would use for it.
-            if let Err(e) = set_nonblocking(fd) {
+            if let Err(e) = crate::sys::fd::set_nonblocking(fd) {
                 log_error!("Unable to use the connection: {e}.");
                 return Some(Input::PeerLost { remote });
             }
@@ -490,10 +490,4 @@ pub(crate) fn log_decision(level: Level, msg: &str) {
     } else {
         log::log(level, format_args!("{msg}"));
     }
-}
-
-fn set_nonblocking(fd: &std::os::fd::OwnedFd) -> nix::Result<()> {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
-    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(drop)
 }

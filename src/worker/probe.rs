@@ -7,12 +7,7 @@ use crate::log_notice;
 fn outcome(r: std::io::Result<()>) -> String {
     match r {
         Ok(()) => "allowed".into(),
-        Err(e) => match e.raw_os_error() {
-            Some(libc::EPERM) => "EPERM".into(),
-            #[cfg(target_os = "freebsd")]
-            Some(libc::ECAPMODE) => "ECAPMODE".into(),
-            _ => e.to_string(),
-        },
+        Err(e) => crate::sandbox::refusal_name(&e).map_or_else(|| e.to_string(), String::from),
     }
 }
 
