@@ -13,6 +13,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod event;
 pub mod exit;
+pub mod node;
 pub mod proto;
 pub mod role;
 pub mod sandbox;

@@ -73,6 +73,22 @@ impl Address {
         &self.text
     }
 
+    /// The socket address of a TCP address written as an IP literal; a
+    /// host name needs the resolver (DNS is I/O, and not done here).
+    pub fn literal(&self) -> Option<std::net::SocketAddr> {
+        match self.kind() {
+            Kind::Tcp {
+                host: Host::V4(ip),
+                port,
+            } => Some(std::net::SocketAddr::new((*ip).into(), *port)),
+            Kind::Tcp {
+                host: Host::V6(ip),
+                port,
+            } => Some(std::net::SocketAddr::new((*ip).into(), *port)),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> &Kind {
         &self.kind
     }

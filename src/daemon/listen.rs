@@ -58,7 +58,7 @@ impl ListenServer {
                     if !self
                         .known
                         .iter()
-                        .any(|ip| super::peers::same_ip(*ip, peer.ip()))
+                        .any(|ip| crate::node::access::same_ip(*ip, peer.ip()))
                     {
                         crate::log_limited!(Warning, "Client {} isn't known.", peer.ip());
                         continue;

@@ -1,7 +1,6 @@
 //! The main process: configuration, pidfile, control socket, signals, one
 //! event loop.
 
-mod acceptor;
 mod control;
 mod guardian;
 mod hooks;
@@ -9,30 +8,24 @@ mod inbox;
 mod listen;
 mod outbound;
 mod peers;
+mod procs;
 mod reload;
-mod requests;
 mod secure;
-mod supervisor;
+mod shell;
 mod workers;
 
 use std::os::fd::RawFd;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
 use crate::config::Config;
 use crate::config::address::Kind;
-use crate::event::{Event, Poller, TimerId, Token};
 use crate::exit;
 use crate::sys::pidfile::{Pidfile, PidfileError};
-use crate::{log_error, log_notice, log_warning};
-use acceptor::Acceptor;
+use crate::{log_error, log_warning};
 use control::ControlServer;
-use guardian::Guardian;
 use listen::ListenServer;
-use requests::Requests;
-use supervisor::{Ctx, Supervisor};
 
 /// The signals the main process handles in its loop.
 const SIGNALS: &[Signal] = &[Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
@@ -161,148 +154,12 @@ fn write_pid(pidfile: Option<&mut Pidfile>) {
     }
 }
 
-/// How long shutdown waits for workers to stop their resources and for
-/// hooks to finish, beyond the longest hook time limit.
-const SHUTDOWN_MARGIN: Duration = Duration::from_secs(10);
-
 fn serve(
     opts: &Options,
     control: ControlServer,
-    mut listen: ListenServer,
+    listen: ListenServer,
     pid_fd: Option<RawFd>,
     sandbox: crate::sandbox::Plan,
 ) -> std::io::Result<()> {
-    // Forked before anything else exists, so it holds only what `close`
-    // leaves it.
-    let mut close: Vec<RawFd> = pid_fd.into_iter().collect();
-    control.descriptors(&mut close);
-    listen.descriptors(&mut close);
-    let mut guardian = Guardian::start(&close)?;
-    let guardian_fd = guardian.raw_fd();
-    // Made after daemonizing: a kqueue does not survive fork.
-    let mut poller = Poller::new()?;
-    poller.watch_process(guardian.pid)?;
-    poller.watch_signals(SIGNALS)?;
-    control.register(&mut poller)?;
-    listen.register(&mut poller)?;
-    let mut control = Some(control);
-    let mut current = opts.config.clone();
-    let mut sup = Supervisor::new(&opts.config, opts.debug, opts.foreground, sandbox);
-    let mut acceptor = Acceptor::new(&opts.config);
-    let outside = |control: &Option<ControlServer>, listen: &ListenServer, acceptor: &Acceptor| {
-        let mut fds: Vec<RawFd> = pid_fd.into_iter().chain([guardian_fd]).collect();
-        if let Some(c) = control {
-            c.descriptors(&mut fds);
-        }
-        listen.descriptors(&mut fds);
-        acceptor.descriptors(&mut fds);
-        fds
-    };
-    sup.set_initial_roles(&mut Ctx {
-        outside: outside(&control, &listen, &acceptor),
-        poller: &mut poller,
-    });
-    let mut shutdown: Option<Instant> = None;
-    let mut events = Vec::new();
-    loop {
-        guardian.update(sup.guardian_state());
-        if let Some(deadline) = shutdown {
-            if sup.quiet() {
-                guardian.dismiss();
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                log_warning!(
-                    "Workers or hooks still running at the shutdown deadline; exiting anyway."
-                );
-                guardian.dismiss();
-                return Ok(());
-            }
-        }
-        let wait = shutdown.map(|d| d.saturating_duration_since(Instant::now()));
-        poller.wait(&mut events, wait)?;
-        for ev in events.drain(..) {
-            let mut ctx = Ctx {
-                outside: outside(&control, &listen, &acceptor),
-                poller: &mut poller,
-            };
-            match ev {
-                Event::Signal(Signal::SIGTERM | Signal::SIGINT) => {
-                    if shutdown.is_some() {
-                        continue;
-                    }
-                    log_notice!("Termination signal received, exiting.");
-                    // No new requests: the socket goes away first.
-                    if let Some(c) = control.take() {
-                        c.remove();
-                    }
-                    sup.terminate_all();
-                    shutdown =
-                        Some(Instant::now() + sup.longest_hook_timeout() * 2 + SHUTDOWN_MARGIN);
-                }
-                Event::Signal(Signal::SIGHUP) => {
-                    if shutdown.is_some() {
-                        continue;
-                    }
-                    let reloaded = reload::reload(
-                        opts,
-                        &mut current,
-                        &mut control,
-                        &mut listen,
-                        &mut acceptor,
-                        ctx.poller,
-                    );
-                    if let Some(new) = reloaded {
-                        // Forks from here on close the new sockets too.
-                        ctx.outside = outside(&control, &listen, &acceptor);
-                        let said = reload::reconfigure(&mut sup, &mut ctx, &new);
-                        for line in &said {
-                            log_notice!("{line}");
-                        }
-                        if said.is_empty() && new == current {
-                            log_notice!("Configuration unchanged.");
-                        }
-                        current = new;
-                        log_notice!("Configuration reloaded successfully.");
-                    }
-                }
-                Event::Readable(control::LISTENER) => {
-                    if let Some(c) = control.as_mut() {
-                        c.accept(ctx.poller);
-                    }
-                }
-                Event::Readable(Token(id)) if control::owns(id) => {
-                    if let Some(c) = control.as_mut()
-                        && let Some(request) = c.read(ctx.poller, id)
-                    {
-                        let reply = Requests { sup: &mut sup }.handle(&mut ctx, &request);
-                        c.reply(ctx.poller, id, reply);
-                    }
-                }
-                Event::Readable(listen::LISTENER) => listen.accept(ctx.poller),
-                Event::Readable(Token(id)) if listen::owns(id) => {
-                    if let Some(request) = listen.inbox.read(ctx.poller, id) {
-                        acceptor.handle(&mut sup, &mut ctx, &mut listen, id, request);
-                    }
-                }
-                Event::Readable(Token(id)) | Event::Writable(Token(id)) => {
-                    sup.readable(&mut ctx, id);
-                }
-                Event::Timer(TimerId(id)) if control::owns(id) => {
-                    if let Some(c) = control.as_mut() {
-                        c.expire(ctx.poller, id);
-                    }
-                }
-                Event::Timer(TimerId(id)) if listen::owns(id) => {
-                    listen.inbox.expire(ctx.poller, id)
-                }
-                Event::Timer(id) => sup.expired(&mut ctx, id),
-                Event::ProcessExited { pid, status } if pid == guardian.pid => log_error!(
-                    "The guardian exited ({status:?}): resources will not be stopped should this process die."
-                ),
-                Event::ProcessExited { pid, status } => sup.exited(&mut ctx, pid, status),
-                _ => {}
-            }
-        }
-    }
+    shell::Shell::new(opts, control, listen, pid_fd, sandbox)?.run()
 }

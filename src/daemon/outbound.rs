@@ -14,13 +14,13 @@ use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::time::Duration;
 
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, bind, connect, socket};
 
 use super::{peers, secure};
 use crate::config::Key;
 use crate::event::{Interest, Poller, TimerId, Token};
+use crate::node::{JobId, JobRequest, Purpose};
 use crate::proto::auth::AuthFields;
 use crate::proto::hmac::{Hello, Session, SessionState};
 use crate::proto::msg::{
@@ -38,34 +38,6 @@ const END: u64 = 9 << 32;
 
 pub fn owns(id: u64) -> bool {
     (BASE..END).contains(&id)
-}
-
-/// What a job is for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Purpose {
-    /// A primary worker's connection to a secondary.
-    Handshake { priority: i32, heartbeat_ms: u32 },
-    /// A watchdog worker's status poll.
-    Poll,
-    /// A watchdog worker's complaint (no answer is read).
-    Complain,
-}
-
-/// Who asked, and what about.
-#[derive(Clone, Debug)]
-pub struct Request {
-    pub resource: usize,
-    pub name: String,
-    pub worker: u64,
-    pub remote: usize,
-    pub addr: SocketAddr,
-    /// Our listen address, when it is a specific one: peers check who we
-    /// are by the address we connect from, so it must be the one they
-    /// know us by, not whatever the routing table picks.
-    pub source: Option<IpAddr>,
-    pub key: Option<Key>,
-    pub timeout: Duration,
-    pub purpose: Purpose,
 }
 
 /// How a job ended.
@@ -112,7 +84,8 @@ enum Stage {
 }
 
 struct Job {
-    req: Request,
+    job: JobId,
+    req: JobRequest,
     stage: Stage,
     first: TcpStream,
     second: Option<TcpStream>,
@@ -182,19 +155,24 @@ impl Outbound {
     }
 
     /// Starts a job; one that fails at once is returned with its end.
-    pub fn start(&mut self, poller: &mut Poller, req: Request) -> Option<(Request, Outcome)> {
+    pub fn start(
+        &mut self,
+        poller: &mut Poller,
+        job: JobId,
+        req: JobRequest,
+    ) -> Option<(JobId, Outcome)> {
         let n = self.next;
         self.next = (self.next + 1) % ((END - BASE) / 2);
         let first = match start_connect(req.addr, req.source) {
             Ok(s) => s,
-            Err(e) => return Some((req, Outcome::Failed(unreachable(e)))),
+            Err(e) => return Some((job, Outcome::Failed(unreachable(e)))),
         };
         if let Err(e) = poller
             .register(first.as_fd(), Token(BASE + 2 * n), Interest::Write)
             .and_then(|()| poller.set_timer(timer(n), req.timeout, false))
         {
             let _ = poller.deregister(first.as_fd());
-            return Some((req, Outcome::Failed(unreachable(e))));
+            return Some((job, Outcome::Failed(unreachable(e))));
         }
         let secret = req
             .key
@@ -204,6 +182,7 @@ impl Outbound {
         self.jobs.insert(
             n,
             Job {
+                job,
                 req,
                 stage: Stage::Connecting1,
                 first,
@@ -218,7 +197,7 @@ impl Outbound {
     }
 
     /// A job's socket is ready; returns the job's end if it ended.
-    pub fn ready(&mut self, poller: &mut Poller, id: u64) -> Option<(Request, Outcome)> {
+    pub fn ready(&mut self, poller: &mut Poller, id: u64) -> Option<(JobId, Outcome)> {
         let n = (id - BASE) / 2;
         let job = self.jobs.get_mut(&n)?;
         let step = match job.stage {
@@ -234,7 +213,7 @@ impl Outbound {
     }
 
     /// A job's deadline passed.
-    pub fn expired(&mut self, poller: &mut Poller, id: TimerId) -> Option<(Request, Outcome)> {
+    pub fn expired(&mut self, poller: &mut Poller, id: TimerId) -> Option<(JobId, Outcome)> {
         let n = (id.0 - BASE) / 2;
         let job = self.jobs.get(&n)?;
         let what = match job.stage {
@@ -251,7 +230,7 @@ impl Outbound {
         poller: &mut Poller,
         n: u64,
         outcome: Option<Outcome>,
-    ) -> (Request, Outcome) {
+    ) -> (JobId, Outcome) {
         let job = self
             .jobs
             .remove(&n)
@@ -277,33 +256,17 @@ impl Outbound {
             }
             (None, None) => Outcome::Failed(unreachable("no second connection")),
         };
-        (job.req, outcome)
+        (job.job, outcome)
     }
 
-    /// Drops a poll of `remote` still in flight for `worker`: its answer
-    /// would be taken for the new poll's.
-    pub fn cancel_poll(&mut self, poller: &mut Poller, worker: u64, remote: usize) {
-        self.drop_where(poller, |r| {
-            r.worker == worker && r.remote == remote && r.purpose == Purpose::Poll
-        });
-    }
-
-    /// The worker is gone: nobody wants its jobs' results. Complaints
-    /// already under way are still delivered.
-    pub fn forget_worker(&mut self, poller: &mut Poller, worker: u64) {
-        self.drop_where(poller, |r| {
-            r.worker == worker && r.purpose != Purpose::Complain
-        });
-    }
-
-    fn drop_where(&mut self, poller: &mut Poller, f: impl Fn(&Request) -> bool) {
-        let doomed: Vec<u64> = self
+    /// Abandons a job: its outcome is no longer wanted.
+    pub fn cancel(&mut self, poller: &mut Poller, job: JobId) {
+        let found = self
             .jobs
             .iter()
-            .filter(|(_, j)| f(&j.req))
-            .map(|(n, _)| *n)
-            .collect();
-        for n in doomed {
+            .find(|(_, j)| j.job == job)
+            .map(|(n, _)| *n);
+        if let Some(n) = found {
             self.finish(poller, n, Some(Outcome::Complained));
         }
     }

@@ -1,13 +1,13 @@
-//! HMAC-SHA256 sessions on the listen port (quirks.md Q23; the wire
-//! format is in `proto::hmac`): the acceptor's answer to a hello, and which
-//! resources a session may speak for.
+//! HMAC-SHA256 sessions on the listen port (Q23; the wire format is in
+//! `proto::hmac`): the answer to a hello. Which resources a session may
+//! speak for is the node machine's (`node::access`).
 
 use std::net::SocketAddr;
 
 use super::listen::ListenServer;
-use super::supervisor::Supervisor;
 use crate::config::Key;
 use crate::event::Poller;
+use crate::node::NodeMachine;
 use crate::proto::hmac::{Hello, Nonce, Session};
 use crate::proto::msg::{Refusal, errmsg};
 use crate::{log_error, log_warning};
@@ -23,7 +23,7 @@ pub fn nonce() -> Result<Nonce, getrandom::Error> {
 /// has an HMAC-SHA256 key, and sends the greeting. True if the
 /// connection stays open for the request.
 pub fn greet(
-    sup: &Supervisor,
+    node: &NodeMachine,
     poller: &mut Poller,
     listen: &mut ListenServer,
     id: u64,
@@ -31,7 +31,7 @@ pub fn greet(
     peer: SocketAddr,
 ) -> bool {
     let name = &hello.resource;
-    let Some(r) = sup.list.iter().find(|r| &r.cfg.name == name) else {
+    let Some(r) = node.find(name).and_then(|id| node.get(id)) else {
         log_warning!("HMAC-SHA256 hello from {peer} for unknown resource {name}.");
         let refusal = Refusal::new(errmsg::RESOURCE_NOT_CONFIGURED).to_nv();
         listen.inbox.reply(poller, id, Some(refusal));
@@ -56,12 +56,4 @@ pub fn greet(
     listen
         .inbox
         .secure(poller, id, Session::server(secret, hello, server_nonce))
-}
-
-/// Whether a request that arrived in `session` is authenticated for a
-/// resource with `key`: only if that key is HMAC-SHA256 with the
-/// session's secret. Without a session the 0.3.4 digest decides.
-pub fn covers(session: &Session, key: Option<&Key>) -> bool {
-    key.and_then(Key::hmac_secret)
-        .is_some_and(|secret| session.has_secret(secret))
 }

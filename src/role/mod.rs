@@ -15,7 +15,6 @@ use crate::proto::msg::{HeartbeatReply, HeartbeatRequest, HookEvent};
 use crate::types::{Role, State};
 
 pub mod primary;
-pub mod resource;
 pub mod secondary;
 pub mod watchdog;
 

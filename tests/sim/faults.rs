@@ -10,9 +10,9 @@
 //! (SIGSTOP) keeps its connections; the kernel accepts and buffers, the
 //! daemon reads nothing and no timer of it fires until it resumes.
 
+use hastmon::node::resource::{ResourceInput, ResourceMachine};
 use hastmon::proto::msg::HookEvent;
 use hastmon::role::Time;
-use hastmon::role::resource::{ResourceInput, ResourceMachine};
 use hastmon::types::Role;
 
 use super::hooks::HookKind;

@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 
+use hastmon::node::resource::WorkerId;
 use hastmon::proto::msg::HookEvent;
-use hastmon::role::resource::WorkerId;
 use hastmon::role::{HookResult, Input};
 
 use super::world::{Ev, Params, World};

@@ -9,8 +9,8 @@
 //! lets the kernel accept and buffer everything, and reads it only when
 //! it resumes.
 
+use hastmon::node::resource::ResourceInput;
 use hastmon::proto::msg::{HeartbeatReply, HeartbeatRequest};
-use hastmon::role::resource::ResourceInput;
 use hastmon::role::{ConnectFailure, Input};
 use hastmon::types::{Role, State};
 

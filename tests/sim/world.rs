@@ -8,11 +8,11 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
-use hastmon::proto::msg::HookEvent;
-use hastmon::role::primary::{Primary, PrimaryConfig, RemoteSpec};
-use hastmon::role::resource::{
+use hastmon::node::resource::{
     ResourceAction, ResourceConfig, ResourceInput, ResourceMachine, WorkerExit, WorkerId,
 };
+use hastmon::proto::msg::HookEvent;
+use hastmon::role::primary::{Primary, PrimaryConfig, RemoteSpec};
 use hastmon::role::secondary::{Secondary, SecondaryConfig};
 use hastmon::role::watchdog::{Watchdog, WatchdogConfig};
 use hastmon::role::{Action, ConnectFailure, HookResult, Input, Report, Time};

@@ -25,10 +25,10 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::{Level, Time};
 use crate::config::Resource;
 use crate::exit;
 use crate::proto::msg::errmsg;
+use crate::role::{Level, Time};
 use crate::types::Role;
 
 /// How long a crashed worker waits before it is started again.

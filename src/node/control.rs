@@ -1,44 +1,33 @@
 //! The answers to control requests (`hastmonctl role` and `status`).
 
-use super::supervisor::{Ctx, Supervisor};
-use crate::log_notice;
+use super::{Action, NodeMachine, ResId, log};
 use crate::proto::NvList;
 use crate::proto::msg::{
     ControlCmd, ControlRequest, HookOutcome, HookRun, LastChange, RemoteStatus, ResourceStatus,
     RoleEntry, RoleOutcome, RoleReply, StatusEntry, StatusExtra, StatusOutcome, StatusReply,
     WorkerStatus, ehast, error_reply,
 };
-use crate::role::HookResult;
+use crate::role::{HookResult, Level};
 use crate::types::Role;
 
-/// Answers control requests from what the supervisor holds.
-pub struct Requests<'s> {
-    pub sup: &'s mut Supervisor,
-}
-
-impl Requests<'_> {
-    /// Indices of the named resources; `all` first means every one. An
-    /// unknown name is `None` in its place.
-    fn lookup(&self, names: &[String]) -> Vec<(String, Option<usize>)> {
+impl NodeMachine {
+    /// The named resources; `all` first means every one. An unknown name
+    /// is `None` in its place.
+    fn lookup(&self, names: &[String]) -> Vec<(String, Option<ResId>)> {
         if names.first().is_some_and(|n| n == "all") {
             return self
-                .sup
                 .active()
-                .into_iter()
-                .map(|i| (self.sup.list[i].cfg.name.clone(), Some(i)))
+                .map(|id| (self.res[&id].cfg.name.clone(), Some(id)))
                 .collect();
         }
-        names
-            .iter()
-            .map(|n| (n.clone(), self.sup.find(n)))
-            .collect()
+        names.iter().map(|n| (n.clone(), self.find(n))).collect()
     }
 
     /// Answers one control request; `None` means close without a reply,
     /// as 0.3.4 does for a request without `cmd`.
-    pub fn handle(&mut self, ctx: &mut Ctx<'_>, request: &NvList) -> Option<NvList> {
+    pub(super) fn control(&mut self, request: &NvList, out: &mut Vec<Action>) -> Option<NvList> {
         let Ok(req) = ControlRequest::from_nv(request) else {
-            log_notice!("Control header is missing 'cmd' field.");
+            log(out, Level::Notice, "Control header is missing 'cmd' field.");
             return None;
         };
         if req.resources.is_empty() {
@@ -51,18 +40,25 @@ impl Requests<'_> {
                     Some(r @ (Role::Init | Role::Primary | Role::Secondary | Role::Watchdog)) => r,
                     _ => return Some(error_reply(ehast::INVALID)),
                 };
-                let entries = targets
-                    .into_iter()
-                    .map(|(name, idx)| RoleEntry {
-                        outcome: match idx {
-                            None => RoleOutcome::Error(ehast::NOENTRY),
-                            Some(i) => {
-                                RoleOutcome::Previous(self.sup.set_role(ctx, i, role).to_string())
-                            }
-                        },
+                let mut entries = Vec::new();
+                for (name, id) in targets {
+                    let outcome = match id {
+                        None => RoleOutcome::Error(ehast::NOENTRY),
+                        Some(id) => {
+                            let old = self.res[&id].machine.role();
+                            self.resource_input(
+                                id,
+                                super::resource::ResourceInput::SetRole(role),
+                                out,
+                            );
+                            RoleOutcome::Previous(old.to_string())
+                        }
+                    };
+                    entries.push(RoleEntry {
+                        outcome,
                         resource: name,
-                    })
-                    .collect();
+                    });
+                }
                 Some(
                     RoleReply {
                         entries,
@@ -74,10 +70,10 @@ impl Requests<'_> {
             ControlCmd::Status => {
                 let entries = targets
                     .iter()
-                    .map(|(name, idx)| StatusEntry {
-                        outcome: match idx {
+                    .map(|(name, id)| StatusEntry {
+                        outcome: match id {
                             None => StatusOutcome::Error(ehast::NOENTRY),
-                            Some(i) => StatusOutcome::Status(self.status(*i)),
+                            Some(id) => StatusOutcome::Status(self.status(*id)),
                         },
                         resource: name.clone(),
                     })
@@ -89,9 +85,9 @@ impl Requests<'_> {
                 .to_nv();
                 // After everything 0.3.4 sends, and only when asked.
                 if req.extended {
-                    for (n, (_, idx)) in targets.iter().enumerate() {
-                        if let Some(i) = idx {
-                            self.extra(*i).write(&mut reply, n);
+                    for (n, (_, id)) in targets.iter().enumerate() {
+                        if let Some(id) = id {
+                            self.extra(*id).write(&mut reply, n);
                         }
                     }
                 }
@@ -102,8 +98,9 @@ impl Requests<'_> {
         }
     }
 
-    fn status(&self, i: usize) -> ResourceStatus {
-        let r = &self.sup.list[i];
+    /// A resource's status as 0.3.4 reports it.
+    pub fn status(&self, id: ResId) -> ResourceStatus {
+        let r = &self.res[&id];
         let c = &r.cfg;
         let worker = r.worker();
         let report = worker.and_then(|w| w.report.as_ref());
@@ -124,8 +121,8 @@ impl Requests<'_> {
                 })
                 .collect(),
             role: r.machine.role(),
-            workerpid: worker.map_or(0, |w| w.pid.as_raw()),
-            complaints: clamp(self.sup.list[i].machine.complaints(self.sup.now()) as u64),
+            workerpid: worker.and_then(|w| w.pid).unwrap_or(0),
+            complaints: clamp(r.machine.complaints(self.now) as u64),
             complaints_critical: clamp(c.complaint_count as u64),
             complaints_interval: whole_seconds(c.complaint_interval),
             heartbeat: whole_seconds(c.heartbeat_interval),
@@ -137,9 +134,9 @@ impl Requests<'_> {
     }
 
     /// What `hastmonctl status -j` shows beyond the text.
-    fn extra(&self, i: usize) -> StatusExtra {
-        let r = &self.sup.list[i];
-        let now = self.sup.now();
+    pub fn extra(&self, id: ResId) -> StatusExtra {
+        let r = &self.res[&id];
+        let now = self.now;
         let ago = |t| millis(now.since(t));
         let report = r.worker().and_then(|w| w.report.as_ref());
         let mut complaint_ages: Vec<u64> = r.machine.complaint_times(now).map(ago).collect();
@@ -156,9 +153,9 @@ impl Requests<'_> {
                 from: c.from,
                 cause: c.cause.clone(),
             }),
-            hooks: self
-                .sup
-                .hook_runs(i)
+            hooks: r
+                .hooks
+                .last_runs()
                 .map(|(word, run)| HookRun {
                     event: word.to_string(),
                     outcome: match run.result {
@@ -168,7 +165,7 @@ impl Requests<'_> {
                         HookResult::NotRun => HookOutcome::NotRun,
                     },
                     took_ms: millis(run.took),
-                    ago_ms: millis(run.ended.elapsed()),
+                    ago_ms: ago(run.ended),
                 })
                 .collect(),
         }
