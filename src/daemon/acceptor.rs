@@ -1,4 +1,4 @@
-//! What arrives on the listen socket, and who may do it (protocol.md §7):
+//! What arrives on the listen socket, and who may do it (doc/protocol.md §8):
 //! status polls and other control requests, complaints, and the two
 //! stages of a primary's handshake, each either authenticated the 0.3.4
 //! way or sent in an HMAC-SHA256 session (`secure`). Every refusal is

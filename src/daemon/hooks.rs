@@ -1,10 +1,10 @@
-//! The exec hooks, run by the main process only (hooks.md).
+//! The exec hooks, run by the main process only (hastmon(8), "The exec program").
 //!
 //! Each runs as `<exec> <event> <resource> [args]` in its own process
 //! group, with stdin on /dev/null and stdout/stderr on pipes that are read
 //! line by line into the log. Hooks of one resource run one at a time in
 //! the order asked, so `status` never races `start` and `stop` never
-//! overlaps `start` (quirks.md Q5). A hook that outlives `hook_timeout`
+//! overlaps `start` (doc/quirks.md Q5). A hook that outlives `hook_timeout`
 //! gets SIGTERM on its process group, then SIGKILL, and counts as failed.
 //! Exits arrive as poller events; nothing here ever waits. The last run
 //! of each event of each resource is remembered for `status -j`, and a

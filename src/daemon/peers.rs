@@ -27,7 +27,7 @@ pub fn resolve(addr: &Address) -> Option<SocketAddr> {
 }
 
 /// Every address that may talk to this node at all: the global friends
-/// and every resource's friends and remotes (protocol.md §7 step 1),
+/// and every resource's friends and remotes (doc/protocol.md §8 step 1),
 /// checked before a byte is read (Q3).
 pub fn known_peers(cfg: &Config) -> Vec<IpAddr> {
     let all = cfg.friends.iter().chain(
@@ -79,7 +79,7 @@ fn algorithm(key: &Key) -> Result<Algorithm, String> {
 
 /// Checks a request received on a connection from `client` to `server`
 /// against the resource's key; without a key everything passes
-/// (protocol.md §5).
+/// (doc/protocol.md §5).
 pub fn authenticate(
     nv: &NvList,
     key: Option<&Key>,

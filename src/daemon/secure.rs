@@ -1,4 +1,4 @@
-//! HMAC-SHA256 sessions on the listen port (quirks.md Q23; the wire
+//! HMAC-SHA256 sessions on the listen port (doc/quirks.md Q23; the wire
 //! format is in `proto::hmac`): the acceptor's answer to a hello, and which
 //! resources a session may speak for.
 
