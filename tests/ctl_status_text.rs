@@ -1,5 +1,5 @@
 //! `hastmonctl status` prints captured replies of hastmon 0.3.4 exactly as
-//! the original tool did (spec/control.md §4).
+//! the original tool did (hastmonctl(8), "Status output").
 
 use std::path::Path;
 

@@ -1,4 +1,4 @@
-//! HMAC-SHA256 sessions (quirks.md Q23) on real daemons: a keyed cluster
+//! HMAC-SHA256 sessions (doc/quirks.md Q23) on real daemons: a keyed cluster
 //! behaves like an unkeyed one, and what is not sealed with the key in
 //! the current session (another secret, a replay, an altered frame, the
 //! 0.3.4 digest) is refused and logged.

@@ -1,4 +1,4 @@
-//! Typed messages: golden frames worked out by hand from protocol.md for
+//! Typed messages: golden frames worked out by hand from doc/protocol.md for
 //! messages that were not captured, and the decoders' presence rules.
 
 use hastmon::proto::auth::AuthFields;

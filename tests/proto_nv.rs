@@ -1,4 +1,4 @@
-//! nv list validation (one test per rule of protocol.md §3), lookup
+//! nv list validation (one test per rule of doc/protocol.md §3.2), lookup
 //! semantics and the encoder's normalisation.
 
 use hastmon::proto::nv::{MAX_NAME_LEN, NvError, NvList, Value};

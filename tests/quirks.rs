@@ -1,5 +1,5 @@
 //! Regression tests, on the pure layers, for the weaknesses of hastmon
-//! 0.3.4 listed in quirks.md. Each is named after its entry and fails on
+//! 0.3.4 listed in doc/quirks.md. Each is named after its entry and fails on
 //! the original's behaviour. (More live next to the code they cover, in
 //! the role machines' unit tests, and on real daemons in quirks_daemon.rs.)
 

@@ -1,5 +1,5 @@
 //! Regression tests, on real daemons, for the weaknesses of hastmon 0.3.4
-//! listed in quirks.md: each is named after its entry and fails on the
+//! listed in doc/quirks.md: each is named after its entry and fails on the
 //! original's behaviour.
 
 mod common;

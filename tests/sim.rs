@@ -97,7 +97,7 @@
 //!   resource by `T0 + (cc + 3)·hb + S + 3·L + 4·H`: its worker notices
 //!   within `2·hb + L`, `cc + 1` complaints follow within
 //!   `(cc + 1)·hb + 2·L`, then one handshake attempt to the dead node
-//!   (`S`), `status` and `start` (the roles.md §8 formula
+//!   (`S`), `status` and `start` (0.3.4's formula in doc/quirks.md Q56,
 //!   `T0 + δ + (cc+1)·hb + 5 + hb`, with `δ` replaced by the secondary's own
 //!   detection, since complaints only count once it lost its primary).
 //! * **Equal priorities (Q14).** Two primaries of equal priority (0, which

@@ -19,7 +19,7 @@ fn json(n: &Node, names: &[&str]) -> (i32, Value) {
 }
 
 /// The status text that the JSON of one resource describes, by the rules
-/// of the text (spec/control.md §4): intervals in whole seconds, rounded
+/// of the text (hastmonctl(8), "Status output"): intervals in whole seconds, rounded
 /// up; remote annotations by role.
 fn as_text(r: &Value) -> String {
     let mut t = format!(

@@ -1,6 +1,6 @@
 //! The guardian: a small process forked at start-up that outlives a
 //! crashed main process and stops the resources this node was primary
-//! for (quirks.md Q10). Without it, a main process killed by a signal
+//! for (doc/quirks.md Q10). Without it, a main process killed by a signal
 //! leaves its resource running while the other nodes, no longer hearing
 //! from this one, start it elsewhere.
 //!

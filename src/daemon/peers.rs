@@ -30,7 +30,7 @@ pub fn resolve(addr: &Address) -> Option<SocketAddr> {
 }
 
 /// Every address that may talk to this node at all: the global friends
-/// and every resource's friends and remotes (protocol.md §7 step 1),
+/// and every resource's friends and remotes (doc/protocol.md §7 step 1),
 /// checked before a byte is read (Q3).
 pub fn known_peers(cfg: &Config) -> Vec<IpAddr> {
     let all = cfg.friends.iter().chain(

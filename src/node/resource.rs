@@ -5,7 +5,7 @@
 //! answering handshakes), and feeds [`ResourceInput::Tick`] at
 //! [`ResourceMachine::deadline`].
 //!
-//! Departures from 0.3.4, all on purpose (quirks.md):
+//! Departures from 0.3.4, all on purpose (doc/quirks.md):
 //! * The previous role is recorded on every role change (Q19), so a
 //!   primary that gives up returns to whatever it was before, and every
 //!   automatic change is logged with its cause and reported as a `role`
@@ -112,7 +112,7 @@ pub enum ResourceAction {
         role: Role,
         /// A promotion: the old primary is presumed gone, so the new one
         /// checks and starts the resource at once instead of first waiting
-        /// for its connection attempts (quirks.md Q56).
+        /// for its connection attempts (doc/quirks.md Q56).
         urgent: bool,
     },
     /// Let a worker go: `stop_resource` asks a primary to stop the

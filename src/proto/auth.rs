@@ -1,4 +1,4 @@
-//! Request authentication (`protocol.md` §5): `now` and a plain digest of
+//! Request authentication (doc/protocol.md §5): `now` and a plain digest of
 //! `now || client || server || secret`. Not an HMAC and not bound to the
 //! message body; kept as it is for compatibility with the original.
 //!
@@ -27,7 +27,7 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    /// The configuration word, exactly as `auth.c: str2algo()` accepts it.
+    /// The configuration word, exactly as 0.3.4 accepts it.
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::Md5 => "MD5",

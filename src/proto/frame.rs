@@ -1,5 +1,5 @@
 //! Frames: a 5-byte header (version 0, u32 LE payload length) and an nv
-//! payload (`protocol.md` §2).
+//! payload (doc/protocol.md §2).
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! HMAC-SHA256 sessions (quirks.md Q23): the key mode that authenticates
+//! HMAC-SHA256 sessions (doc/quirks.md Q23): the key mode that authenticates
 //! every frame of a connection, in both directions, and needs no clock.
 //!
 //! A connection opens with the client's hello, `{hmac_hello: Nc (uint8[16]),

@@ -1,4 +1,4 @@
-//! Ordered name/value lists and their wire encoding (`protocol.md` §3).
+//! Ordered name/value lists and their wire encoding (doc/protocol.md §3).
 //!
 //! Element layout: type byte, namesize (name length + NUL), u32 LE dsize,
 //! the name and its NUL padded to 8, the value padded to 8. Names and
@@ -12,7 +12,7 @@ pub const MAX_NAME_LEN: usize = 254;
 
 const HEADER_LEN: usize = 6;
 
-/// Type codes (`nv.c`); bit 7 of the type byte is the byte-order flag.
+/// Type codes (doc/protocol.md §3.1); bit 7 of the type byte is the byte-order flag.
 pub mod code {
     pub const INT8: u8 = 1;
     pub const UINT8: u8 = 2;
@@ -152,7 +152,7 @@ impl Value {
 }
 
 /// What made a payload invalid, and the payload offset of the element (or
-/// field) at fault. Each variant is one rule of `protocol.md` §3.
+/// field) at fault. Each variant is one rule of doc/protocol.md §3.2.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NvError {
     /// Fewer than 8 bytes left where an element should start.
@@ -464,7 +464,7 @@ impl NvList {
         out
     }
 
-    /// Parses and validates a whole payload (`nv.c: nv_validate()`).
+    /// Parses and validates a whole payload (doc/protocol.md §3.2).
     ///
     /// Allocation is bounded by the input: every value is checked to fit in
     /// `payload` before anything is allocated for it.

@@ -59,7 +59,7 @@ pub enum HookResult {
 impl HookResult {
     /// The meaning of a `status` hook's result: 0 running, 1 stopped,
     /// anything else, including a kill or a hook that never ran, unknown
-    /// (quirks.md Q4: 0.3.4 read the last cases as running).
+    /// (doc/quirks.md Q4: 0.3.4 read the last cases as running).
     pub fn status_state(self) -> State {
         match self {
             HookResult::Exited(0) => State::Run,
@@ -239,7 +239,7 @@ impl RemoteReport {
 
 /// The first point of a fixed schedule (`scheduled`, `scheduled + period`,
 /// ...) that lies after `now`: late handling never shifts later slots
-/// (quirks.md Q8). A zero period reads as 1 ms so that time advances.
+/// (doc/quirks.md Q8). A zero period reads as 1 ms so that time advances.
 fn next_slot(scheduled: Time, now: Time, period: Duration) -> Time {
     let period = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
     if scheduled > now {

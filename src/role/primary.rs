@@ -5,7 +5,7 @@
 //! heartbeat to every connected remote, retry the ones that are down, and
 //! ask for `status` unless one is still on its way. Each `status` result
 //! is evaluated exactly once, against the remotes' latest replies
-//! (quirks.md Q1, Q6). Hooks of a resource run one at a time in the main
+//! (doc/quirks.md Q1, Q6). Hooks of a resource run one at a time in the main
 //! process, so a `status` asked after `start` reports on the finished
 //! `start` (Q5), and the state evaluated is always a fresh `status`
 //! result, never STARTING or STOPPING (Q7).
@@ -31,7 +31,7 @@ pub struct PrimaryConfig {
     pub remotes: Vec<RemoteSpec>,
     /// Start checking (and starting) the resource before the first
     /// connection attempts end. Set for a promotion, whose old primary is
-    /// presumed gone (quirks.md Q56); otherwise a remote that already runs
+    /// presumed gone (doc/quirks.md Q56); otherwise a remote that already runs
     /// the resource is heard first.
     pub urgent: bool,
 }

@@ -48,7 +48,7 @@ impl SecondaryConfig {
 
     /// Silence is measured against the interval the primary announced in
     /// its handshake, when it did: 0.3.4's does not, and with it a primary
-    /// slower than this node was let go too early (quirks.md Q22).
+    /// slower than this node was let go too early (doc/quirks.md Q22).
     pub fn with_primary_interval(mut self, primary: Option<Duration>) -> SecondaryConfig {
         if let Some(hb) = primary {
             self.silence_limit = hb * 2;

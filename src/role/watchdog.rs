@@ -4,7 +4,7 @@
 //! One cycle every `heartbeat_interval`, on a fixed schedule, starting at
 //! once: poll every remote (not `none`). A poll that is not answered
 //! within `timeout` (and never later than the next cycle) is abandoned and
-//! counts as an error, read as role `unknown`, state `unknown` (quirks.md
+//! counts as an error, read as role `unknown`, state `unknown` (doc/quirks.md
 //! Q21). When every remote has answered or expired the cycle is evaluated,
 //! exactly once (Q1), and complaints go out at once.
 //!

@@ -1,6 +1,6 @@
 //! A worker's peer connections: the two TCP connections of one
 //! primary–secondary pair, handed over by the main process. One carries
-//! what this side sends, the other what it receives (protocol.md §4.3).
+//! what this side sends, the other what it receives (doc/protocol.md §4.3).
 //! With an HMAC-SHA256 key each connection continues the session the main
 //! process opened on it: everything sent is sealed, everything received
 //! must open.

@@ -50,7 +50,7 @@ pub struct Setup {
     pub primary: Option<usize>,
     /// For a secondary: the heartbeat interval its primary announced.
     pub primary_heartbeat: Option<std::time::Duration>,
-    /// A promoted primary: checks and starts at once (quirks.md Q56).
+    /// A promoted primary: checks and starts at once (doc/quirks.md Q56).
     pub urgent: bool,
     pub channel: Channel,
     pub debug: u8,

@@ -76,7 +76,7 @@ fn plan(rng: &mut super::rng::Rng, p: &Params, kind: HookKind) -> (u64, HookResu
     match kind {
         HookKind::Worker(HookEvent::Stop) | HookKind::Guardian => {
             // `stop` may be slow but always finishes: without fencing
-            // nothing bounds a copy whose `stop` hangs (quirks.md Q10).
+            // nothing bounds a copy whose `stop` hangs (doc/quirks.md Q10).
             let d = if slow { p.hook_timeout * 9 / 10 } else { 30 };
             (rng.range(5, d), HookResult::Exited(0))
         }

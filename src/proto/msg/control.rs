@@ -1,12 +1,12 @@
-//! Control requests and replies (`protocol.md` §8), the watchdog's status
-//! poll and complaint (§6).
+//! Control requests and replies (doc/protocol.md §9), the watchdog's status
+//! poll and complaint (§7).
 
 use super::{MsgError, request_type, required_text, text};
 use crate::proto::auth::AuthFields;
 use crate::proto::nv::NvList;
 use crate::types::{Role, State};
 
-/// `EHAST_*` codes carried in `error` and `error<i>` (§8.5).
+/// `EHAST_*` codes carried in `error` and `error<i>` (doc/protocol.md §9.5).
 pub mod ehast {
     pub const OK: i16 = 0;
     pub const NOENTRY: i16 = 1;
@@ -269,7 +269,7 @@ pub struct StatusEntry {
 }
 
 /// Reply to status. An empty reply (no entries, no error) is what a daemon
-/// without resources sends for `all` (§8.4).
+/// without resources sends for `all` (doc/protocol.md §9.4).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StatusReply {
     pub entries: Vec<StatusEntry>,
@@ -279,7 +279,7 @@ pub struct StatusReply {
 }
 
 impl StatusReply {
-    /// Emits fields in `control_status()`'s order (§8.3).
+    /// Emits fields in 0.3.4's order (doc/protocol.md §9.3).
     pub fn to_nv(&self) -> NvList {
         let mut nv = NvList::new();
         for (i, e) in self.entries.iter().enumerate() {

@@ -1,5 +1,6 @@
-//! Main process ↔ worker channels (`protocol.md` §9). Internal to one
-//! node, so only the semantics matter, not compatibility.
+//! Main process ↔ worker channels as 0.3.4 encodes them (the daemon's own
+//! are in `worker::msg`, doc/protocol.md §10). Internal to one node, so
+//! only the semantics matter, not compatibility.
 
 use super::text;
 use crate::proto::nv::NvList;

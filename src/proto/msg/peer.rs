@@ -1,5 +1,5 @@
-//! Primary ↔ secondary messages (`protocol.md` §4) and the acceptor's
-//! classification of what arrives on the listen port (§7).
+//! Primary ↔ secondary messages (doc/protocol.md §4) and the acceptor's
+//! classification of what arrives on the listen port (§8).
 
 use super::{MsgError, refusal, request_type, required_text, text};
 use crate::proto::auth::AuthFields;
@@ -60,7 +60,7 @@ pub struct Handshake1 {
     pub auth: Option<AuthFields>,
     /// Ours only, last, so 0.3.4 (which looks fields up by name) ignores
     /// it: the primary's heartbeat interval, by which its secondary
-    /// measures silence (quirks.md Q22).
+    /// measures silence (doc/quirks.md Q22).
     pub heartbeat_ms: Option<u32>,
 }
 
@@ -288,7 +288,7 @@ impl HeartbeatReply {
 }
 
 /// What a frame on the listen port asks for, decided as the acceptor does
-/// (§7 steps 2–8): `type` 1 → control; then `resource` is required and a
+/// (doc/protocol.md §8, steps 2–8): `type` 1 → control; then `resource` is required and a
 /// `token` must be 16 bytes; `type` 2 → complaint; anything else is a
 /// handshake, stage 2 if it carries a token.
 #[derive(Clone, Debug, PartialEq, Eq)]
