@@ -20,12 +20,12 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, bind,
 use super::{peers, secure};
 use crate::config::Key;
 use crate::event::{Interest, Poller, TimerId, Token};
-use crate::node::{JobId, JobRequest, Purpose};
+use crate::node::{JobId, JobOutcome, JobRequest, Purpose};
 use crate::proto::auth::AuthFields;
 use crate::proto::hmac::{Hello, Session, SessionState};
 use crate::proto::msg::{
-    Complaint, Handshake1, Handshake1Reply, Handshake2, Handshake2Confirm, StatusOutcome,
-    StatusPoll, StatusReply, Token as HandshakeToken,
+    Complaint, Handshake1, Handshake1Reply, Handshake2, Handshake2Confirm, StatusPoll,
+    Token as HandshakeToken,
 };
 use crate::proto::{FrameReader, NvList, encode_frame};
 use crate::role::ConnectFailure;
@@ -487,15 +487,13 @@ impl Job {
     }
 }
 
-/// The role and state a node reported for the polled resource; an error
-/// or a missing entry reads as undefined and unknown (Q6).
+/// What a poll's answer says, as the node machine reads it.
 fn poll_result(list: &NvList) -> Outcome {
-    let reply = StatusReply::from_nv(list);
-    match (reply.error, reply.entries.first().map(|e| &e.outcome)) {
-        (None | Some(0), Some(StatusOutcome::Status(s))) => Outcome::Polled {
-            role: s.role,
-            state: s.worker.as_ref().map_or(State::Unknown, |w| w.state),
-        },
-        _ => Outcome::Failed(unreachable("the remote node answered with an error")),
+    match crate::node::poll_outcome(list) {
+        JobOutcome::Polled { role, state } => Outcome::Polled { role, state },
+        JobOutcome::Failed(reason) => Outcome::Failed(reason),
+        JobOutcome::Connected | JobOutcome::Complained => {
+            Outcome::Failed(unreachable("unexpected answer"))
+        }
     }
 }

@@ -21,7 +21,7 @@ use super::{Options, peers, reload, secure, workers};
 use crate::event::{Event, ExitStatus, Poller, TimerId, Token};
 use crate::node::{
     Action, ConnId, HookExit, Input, JobId, JobOutcome, Leave, Limit, ListenInput, NodeMachine,
-    WorkerExit, WorkerRef,
+    ResId, WorkerExit, WorkerRef,
 };
 use crate::proto::NvList;
 use crate::proto::hmac::{Hello, Session, SessionState};
@@ -33,6 +33,11 @@ use crate::{log_error, log_warning};
 
 /// The node machine's one timer.
 const NODE_TIMER: TimerId = TimerId(4 << 32);
+/// While answers to status polls wait for their acknowledgement.
+const ACK_TIMER: TimerId = TimerId((4 << 32) + 1);
+/// How often those are checked, and for how long at most.
+const ACK_CHECK: std::time::Duration = std::time::Duration::from_millis(5);
+const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What the main process holds around the node machine.
 pub struct Shell<'o> {
@@ -59,6 +64,9 @@ pub struct Shell<'o> {
     exit: bool,
     /// Inputs that carrying out actions produced.
     pending: VecDeque<Input<'static>>,
+    /// Answers to network status polls, until the poller's TCP has
+    /// acknowledged them: only then are they contact (the silence rule).
+    acks: Vec<(TcpStream, Vec<ResId>, Instant)>,
 }
 
 impl<'o> Shell<'o> {
@@ -101,6 +109,7 @@ impl<'o> Shell<'o> {
             current: opts.config.clone(),
             exit: false,
             pending: VecDeque::new(),
+            acks: Vec::new(),
         })
     }
 
@@ -191,6 +200,7 @@ impl<'o> Shell<'o> {
                     self.drain(worker);
                 }
             }
+            Event::Timer(ACK_TIMER) => self.check_acks(),
             Event::Timer(NODE_TIMER) => {
                 self.armed = None;
                 self.feed(Input::Tick);
@@ -423,8 +433,21 @@ impl<'o> Shell<'o> {
                 reply,
                 resources,
             } => {
-                if self.reply(conn, reply) {
-                    self.pending.push_back(Input::PollAnswered { resources });
+                let Some((mut stream, mut session)) =
+                    self.listen.inbox.take_secure(&mut self.poller, conn.0)
+                else {
+                    return;
+                };
+                let sent =
+                    reply.is_some_and(|r| send_sealed(&mut stream, session.as_mut(), r, "status"));
+                if sent {
+                    if self.acks.is_empty()
+                        && let Err(e) = self.poller.set_timer(ACK_TIMER, ACK_CHECK, false)
+                    {
+                        log_error!("Unable to arm a timer: {e}.");
+                    }
+                    self.acks
+                        .push((stream, resources, Instant::now() + ACK_WAIT));
                 }
             }
             Action::Hold { conn, reply } => {
@@ -447,6 +470,33 @@ impl<'o> Shell<'o> {
             }
             Action::Log { level, msg, limit } => say(level, &msg, limit),
             Action::Exit => self.exit = true,
+        }
+    }
+
+    /// Answers to status polls that the poller's TCP acknowledged are
+    /// contact; those not acknowledged in time are dropped.
+    fn check_acks(&mut self) {
+        let now = Instant::now();
+        let mut answered = Vec::new();
+        self.acks.retain(|(stream, resources, deadline)| {
+            match crate::sys::sockq::unacknowledged(stream.as_fd()) {
+                Ok(0) => {
+                    answered.extend(resources.iter().copied());
+                    false
+                }
+                Ok(_) => now < *deadline,
+                Err(_) => false,
+            }
+        });
+        if !self.acks.is_empty()
+            && let Err(e) = self.poller.set_timer(ACK_TIMER, ACK_CHECK, false)
+        {
+            log_error!("Unable to arm a timer: {e}.");
+        }
+        if !answered.is_empty() {
+            self.feed(Input::PollAnswered {
+                resources: answered,
+            });
         }
     }
 
@@ -555,6 +605,7 @@ impl<'o> Shell<'o> {
         self.hooks.descriptors(&mut fds);
         self.outbound.descriptors(&mut fds);
         self.procs.descriptors(&mut fds);
+        fds.extend(self.acks.iter().map(|(s, ..)| s.as_raw_fd()));
         for (out, back, _) in self.connections.values() {
             fds.extend([out.as_raw_fd(), back.as_raw_fd()]);
         }

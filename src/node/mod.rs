@@ -117,8 +117,9 @@ pub enum Input<'a> {
     },
     /// A request on the listen socket.
     Listen(ListenInput<'a>),
-    /// The status answers of a network poll were taken by the poller's
-    /// side: that counts as contact for these resources' primaries.
+    /// The poller's TCP acknowledged the answer to a network status poll:
+    /// that counts as contact for these resources' primaries (an answer
+    /// merely written may sit in a send buffer behind a cut link).
     PollAnswered {
         resources: Vec<ResId>,
     },
@@ -272,8 +273,9 @@ pub enum Action {
         conn: ConnId,
         reply: Option<NvList>,
     },
-    /// `Reply` to a network status poll: once the reply is sent, the shell
-    /// feeds `PollAnswered` for `resources`.
+    /// `Reply` to a network status poll: once the poller's TCP
+    /// acknowledged the reply, the shell feeds `PollAnswered` for
+    /// `resources`.
     ReplyPoll {
         conn: ConnId,
         reply: Option<NvList>,
@@ -668,6 +670,22 @@ fn log_limited(out: &mut Vec<Action>, level: Level, msg: impl Into<String>, key:
         msg: msg.into(),
         limit: key.map_or(Limit::Text, Limit::Key),
     });
+}
+
+/// The role and state a node reported for the polled resource; an error
+/// or a missing entry reads as unreachable, never as a state (Q6).
+pub fn poll_outcome(list: &NvList) -> JobOutcome {
+    use crate::proto::msg::{StatusOutcome, StatusReply};
+    let reply = StatusReply::from_nv(list);
+    match (reply.error, reply.entries.first().map(|e| &e.outcome)) {
+        (None | Some(0), Some(StatusOutcome::Status(s))) => JobOutcome::Polled {
+            role: s.role,
+            state: s.worker.as_ref().map_or(State::Unknown, |w| w.state),
+        },
+        _ => JobOutcome::Failed(ConnectFailure::Unreachable(
+            "the remote node answered with an error".into(),
+        )),
+    }
 }
 
 /// The text of a connection failure, for a watchdog or the log.

@@ -255,3 +255,120 @@ fn log(out: &mut Vec<Action>, level: Level, msg: impl Into<String>) {
         msg: msg.into(),
     });
 }
+
+/// The machine of one worker's role, built the one way both the worker
+/// process and the simulation build it.
+pub enum RoleMachine {
+    Primary(primary::Primary),
+    Secondary(secondary::Secondary),
+    Watchdog(watchdog::Watchdog),
+}
+
+/// What a new worker is, beyond its resource's settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkerSetup {
+    pub role: Role,
+    /// For a secondary: the remote that is its primary, and the heartbeat
+    /// interval it announced (Q22).
+    pub primary: Option<usize>,
+    pub primary_heartbeat: Option<Duration>,
+    /// A promotion: check and start at once (Q56).
+    pub urgent: bool,
+}
+
+impl RoleMachine {
+    /// `None` for a role that has no worker (init, undef).
+    pub fn new(r: &crate::config::Resource, s: WorkerSetup, now: Time) -> Option<RoleMachine> {
+        Some(match s.role {
+            Role::Primary => RoleMachine::Primary(primary::Primary::new(
+                primary::PrimaryConfig {
+                    urgent: s.urgent,
+                    ..primary::PrimaryConfig::from_resource(r)
+                },
+                now,
+            )),
+            Role::Secondary => RoleMachine::Secondary(secondary::Secondary::new(
+                secondary::SecondaryConfig::from_resource(r, s.primary)
+                    .with_primary_interval(s.primary_heartbeat),
+                now,
+            )),
+            Role::Watchdog => RoleMachine::Watchdog(watchdog::Watchdog::new(
+                watchdog::WatchdogConfig::from_resource(r),
+                now,
+            )),
+            Role::Init | Role::Undef => return None,
+        })
+    }
+
+    pub fn handle(&mut self, now: Time, input: Input) -> Vec<Action> {
+        match self {
+            RoleMachine::Primary(m) => m.handle(now, input),
+            RoleMachine::Secondary(m) => m.handle(now, input),
+            RoleMachine::Watchdog(m) => m.handle(now, input),
+        }
+    }
+
+    pub fn deadline(&self) -> Option<Time> {
+        match self {
+            RoleMachine::Primary(m) => m.deadline(),
+            RoleMachine::Secondary(m) => m.deadline(),
+            RoleMachine::Watchdog(m) => m.deadline(),
+        }
+    }
+
+    pub fn report(&self) -> Report {
+        match self {
+            RoleMachine::Primary(m) => m.report(),
+            RoleMachine::Secondary(m) => m.report(),
+            RoleMachine::Watchdog(m) => m.report(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{NodeNames, Syntax, parse_bytes};
+
+    fn resource() -> crate::config::Resource {
+        let text = b"resource r {\n exec /bin/true\n on a { remote 10.0.0.2 }\n}\n";
+        parse_bytes(text, Syntax::Conf, &NodeNames::exact("a"))
+            .unwrap()
+            .resources
+            .remove(0)
+    }
+
+    fn setup(urgent: bool) -> WorkerSetup {
+        WorkerSetup {
+            role: Role::Primary,
+            primary: None,
+            primary_heartbeat: None,
+            urgent,
+        }
+    }
+
+    /// The worker process once built its primary without the promotion's
+    /// `urgent`, so a promoted primary waited for its connection attempts
+    /// after all (Q56 held only in a copy of the glue).
+    #[test]
+    fn q56_a_promoted_primary_checks_its_resource_at_once() {
+        let r = resource();
+        let mut m = RoleMachine::new(&r, setup(true), Time(0)).unwrap();
+        let a = m.handle(Time(0), Input::Start);
+        assert!(a.contains(&Action::RunHook(HookEvent::Status)), "{a:?}");
+        let mut m = RoleMachine::new(&r, setup(false), Time(0)).unwrap();
+        let a = m.handle(Time(0), Input::Start);
+        assert!(!a.contains(&Action::RunHook(HookEvent::Status)), "{a:?}");
+        assert!(a.contains(&Action::Connect { remote: 0 }), "{a:?}");
+    }
+
+    #[test]
+    fn init_has_no_worker() {
+        let r = resource();
+        let s = WorkerSetup {
+            role: Role::Init,
+            ..setup(false)
+        };
+        assert!(RoleMachine::new(&r, s, Time(0)).is_none());
+    }
+}

@@ -19,10 +19,8 @@ use crate::config::Resource;
 use crate::event::{Event, Interest, Poller, TimerId, Token};
 use crate::proto::hmac::{Session, SessionState};
 use crate::proto::msg::{Handshake2Confirm, HeartbeatReply, HeartbeatRequest};
-use crate::role::primary::{Primary, PrimaryConfig};
-use crate::role::secondary::{Secondary, SecondaryConfig};
-use crate::role::watchdog::{Watchdog, WatchdogConfig};
 use crate::role::{Action, Input, Level, Report, Time};
+use crate::role::{RoleMachine, WorkerSetup};
 use crate::types::Role;
 use crate::{exit, log_error, log_warning};
 use channel::Channel;
@@ -57,39 +55,6 @@ pub struct Setup {
     pub foreground: bool,
     pub use_syslog: bool,
     pub sandbox: crate::sandbox::Plan,
-}
-
-/// The machine of the worker's role.
-enum Machine {
-    Primary(Primary),
-    Secondary(Secondary),
-    Watchdog(Watchdog),
-}
-
-impl Machine {
-    fn handle(&mut self, now: Time, input: Input) -> Vec<Action> {
-        match self {
-            Machine::Primary(m) => m.handle(now, input),
-            Machine::Secondary(m) => m.handle(now, input),
-            Machine::Watchdog(m) => m.handle(now, input),
-        }
-    }
-
-    fn deadline(&self) -> Option<Time> {
-        match self {
-            Machine::Primary(m) => m.deadline(),
-            Machine::Secondary(m) => m.deadline(),
-            Machine::Watchdog(m) => m.deadline(),
-        }
-    }
-
-    fn report(&self) -> Report {
-        match self {
-            Machine::Primary(m) => m.report(),
-            Machine::Secondary(m) => m.report(),
-            Machine::Watchdog(m) => m.report(),
-        }
-    }
 }
 
 /// Runs the worker; returns its exit code. The caller has closed every
@@ -133,7 +98,7 @@ pub fn run(setup: Setup) -> i32 {
 struct Worker {
     poller: Poller,
     channel: Channel,
-    machine: Machine,
+    machine: RoleMachine,
     role: Role,
     links: Links,
     /// Inputs raised while carrying out actions (a send that failed).
@@ -156,23 +121,17 @@ impl Worker {
         poller.register(setup.channel.as_fd(), CHANNEL, Interest::Read)?;
         let clock = std::time::Instant::now();
         let r = &setup.resource;
-        let machine = match setup.role {
-            Role::Primary => {
-                Machine::Primary(Primary::new(PrimaryConfig::from_resource(r), Time(0)))
-            }
-            Role::Secondary => Machine::Secondary(Secondary::new(
-                SecondaryConfig::from_resource(r, setup.primary)
-                    .with_primary_interval(setup.primary_heartbeat),
-                Time(0),
-            )),
-            Role::Watchdog => {
-                Machine::Watchdog(Watchdog::new(WatchdogConfig::from_resource(r), Time(0)))
-            }
-            other => {
-                return Err(std::io::Error::other(format!(
-                    "no worker exists for role {other}"
-                )));
-            }
+        let ws = WorkerSetup {
+            role: setup.role,
+            primary: setup.primary,
+            primary_heartbeat: setup.primary_heartbeat,
+            urgent: setup.urgent,
+        };
+        let Some(machine) = RoleMachine::new(r, ws, Time(0)) else {
+            return Err(std::io::Error::other(format!(
+                "no worker exists for role {}",
+                setup.role
+            )));
         };
         Ok(Worker {
             poller,

@@ -41,17 +41,18 @@ impl Bounds {
 
 pub struct Outcome {
     pub steps: u64,
-    /// The longest overlap and the latest takeover, as fractions (‰) of
-    /// their bounds: shows how close the runs come.
-    pub overlap_per_mille: u64,
-    pub takeover_per_mille: u64,
+    /// The overlap that came closest to its bound, among those held to
+    /// one, and that bound (ms).
+    pub overlap: (u64, u64),
+    /// The slowest takeover and its bound (ms).
+    pub takeover: (u64, u64),
 }
 
 /// Runs the world to the plan's end, checking the invariants as it goes.
 pub fn drive(w: &mut World, plan: &Plan, b: &Bounds) -> Result<Outcome, String> {
     let mut steps = 0u64;
-    let mut longest = 0;
-    let mut takeover_per_mille = 0;
+    let mut overlap = (0, b.overlap);
+    let mut takeover = (0, b.takeover);
     let mut overlap_since: Option<u64> = None;
     // Since when node 0's daemon is away, and whether node 1 took over.
     let mut away_since: Option<u64> = None;
@@ -74,16 +75,18 @@ pub fn drive(w: &mut World, plan: &Plan, b: &Bounds) -> Result<Outcome, String> 
                 ));
             }
         }
-        if plan.two_nodes && w.nodes[1].main.role() == Role::Primary {
+        if plan.two_nodes && w.nodes[1].role() == Role::Primary {
             return Err(format!("{now}: the secondary promoted without a watchdog"));
         }
         let running = w.nodes.iter().filter(|n| n.maybe_running()).count();
         match (running >= 2, overlap_since) {
             (true, None) => overlap_since = Some(now),
             (true, Some(since)) => {
-                longest = longest.max(now - since);
                 let healed = w.healed();
                 let after_heal = healed.is_some_and(|h| since >= h);
+                if plan.strict_overlap || after_heal {
+                    overlap.0 = overlap.0.max(now - since);
+                }
                 if (plan.strict_overlap || after_heal) && now - since > b.overlap {
                     return Err(format!(
                         "{now}: {} run the resource since {since} (bound {} ms)",
@@ -91,7 +94,11 @@ pub fn drive(w: &mut World, plan: &Plan, b: &Bounds) -> Result<Outcome, String> 
                         b.overlap
                     ));
                 }
-                if plan.main_crash_until.is_some_and(|u| since < u) && now - since > b.main_crash {
+                let after_death = w.main_died_at.is_some_and(|d| since >= d);
+                if after_death
+                    && plan.main_crash_until.is_some_and(|u| since < u)
+                    && now - since > b.main_crash
+                {
                     return Err(format!(
                         "{now}: {} run the resource since {since}, after a main process died (bound {} ms)",
                         runners(w),
@@ -126,10 +133,9 @@ pub fn drive(w: &mut World, plan: &Plan, b: &Bounds) -> Result<Outcome, String> 
             if let Some(t0) = away_since
                 && !taken_over
             {
-                if w.nodes[1].res.up {
+                if w.nodes[1].resource.up {
                     taken_over = true;
-                    let per_mille = (now - t0) * 1000 / b.takeover;
-                    takeover_per_mille = takeover_per_mille.max(per_mille);
+                    takeover.0 = takeover.0.max(now - t0);
                 } else if now > t0 + b.takeover {
                     return Err(format!("{now}: no takeover by {}", t0 + b.takeover));
                 }
@@ -151,8 +157,8 @@ pub fn drive(w: &mut World, plan: &Plan, b: &Bounds) -> Result<Outcome, String> 
     settled(w, plan)?;
     Ok(Outcome {
         steps,
-        overlap_per_mille: longest * 1000 / b.overlap,
-        takeover_per_mille,
+        overlap,
+        takeover,
     })
 }
 
@@ -163,7 +169,7 @@ fn runners(w: &World) -> String {
         .map(|i| {
             let n = &w.nodes[i];
             if n.daemon_up {
-                format!("node {i} ({})", n.main.role())
+                format!("node {i} ({})", n.role())
             } else {
                 format!("node {i} (no daemon)")
             }
@@ -214,7 +220,7 @@ fn equal(w: &World, winner: usize, settle: u64) -> Result<(), String> {
         return Err(format!("{now}: both primaries stepped down"));
     }
     let primaries: Vec<usize> = (0..2)
-        .filter(|&i| w.nodes[i].main.role() == Role::Primary)
+        .filter(|&i| w.nodes[i].role() == Role::Primary)
         .collect();
     if now > settle && primaries != [winner] {
         return Err(format!(
@@ -228,7 +234,7 @@ fn equal(w: &World, winner: usize, settle: u64) -> Result<(), String> {
 /// node that runs the resource.
 fn settled(w: &World, plan: &Plan) -> Result<(), String> {
     let primaries: Vec<usize> = (0..w.nodes.len())
-        .filter(|&i| w.nodes[i].daemon_up && w.nodes[i].main.role() == Role::Primary)
+        .filter(|&i| w.nodes[i].daemon_up && w.nodes[i].role() == Role::Primary)
         .collect();
     let running: Vec<usize> = (0..w.nodes.len())
         .filter(|&i| w.nodes[i].maybe_running())

@@ -10,20 +10,18 @@
 //! (SIGSTOP) keeps its connections; the kernel accepts and buffers, the
 //! daemon reads nothing and no timer of it fires until it resumes.
 
-use hastmon::node::resource::{ResourceInput, ResourceMachine};
-use hastmon::proto::msg::HookEvent;
+use hastmon::node::NodeMachine;
 use hastmon::role::Time;
 use hastmon::types::Role;
 
-use super::hooks::HookKind;
-use super::hooks::Resource;
-use super::world::{Ev, World, main_cfg};
+use super::hooks::{HookKind, Resource};
+use super::world::{Ev, Later, World, node_config, resolve};
 
 /// A moment of the run at which an armed fault strikes.
 #[derive(Clone, Copy, Debug)]
 pub enum On {
     /// While a hook of this kind runs (at a random point of it).
-    Hook(HookEvent),
+    Hook(HookKind),
     /// Within 20 ms after the main process leaves primary, while the
     /// old primary's `stop` may still be queued.
     LeavePrimary,
@@ -152,8 +150,8 @@ impl World {
             .position(|a| a.node == node && self.now >= a.after && on(a.on))
     }
 
-    pub(super) fn on_hook_start(&mut self, node: usize, event: HookEvent, dur: u64) {
-        if let Some(i) = self.armed_for(node, |on| matches!(on, On::Hook(e) if e == event)) {
+    pub(super) fn on_hook_start(&mut self, node: usize, kind: HookKind, dur: u64) {
+        if let Some(i) = self.armed_for(node, |on| matches!(on, On::Hook(k) if k == kind)) {
             let delay = self.rng.range(0, dur.saturating_sub(1));
             self.strike(i, delay);
         }
@@ -181,11 +179,13 @@ impl World {
         n.held.clear();
         n.epoch += 1;
         n.worker = None;
-        n.hooks.clear();
-        n.running = None;
+        n.hook_procs.clear();
+        n.jobs.clear();
+        n.peers.clear();
+        n.acks.clear();
         n.dying = false;
         n.restart = None;
-        n.res = Resource::default();
+        n.resource = Resource::default();
         self.procs.kill_node(node);
     }
 
@@ -202,30 +202,35 @@ impl World {
             n.dying = false;
             return;
         }
-        if !self.deaths_mid_hook && (n.running.is_some() || !n.hooks.is_empty()) {
+        if !self.deaths_mid_hook && n.hooks_busy() {
             return;
         }
+        // What the guardian was last told: the product's own records.
+        let (primary, group) = n
+            .node
+            .guardian()
+            .find(|g| g.res == n.res)
+            .map_or((false, None), |g| (g.primary, g.hook_group));
         self.note(node, || "MAIN PROCESS DIES".into());
+        if node == 0 {
+            self.main_died_at.get_or_insert(self.now);
+        }
         let n = &mut self.nodes[node];
         n.dying = false;
         n.daemon_up = false;
         n.stalled_since = None;
         n.held.clear();
         n.epoch += 1;
-        let stop = HookKind::Worker(hastmon::proto::msg::HookEvent::Stop);
-        let owes_stop = n.hooks.iter().any(|h| h.kind == stop)
-            || n.running
-                .is_some_and(|id| self.procs.kind(id) == Some(stop));
-        let primary = n.main.role() == Role::Primary || owes_stop;
-        let n = &mut self.nodes[node];
-        n.hooks.clear();
-        let running = n.running.take();
+        n.hook_procs.clear();
+        n.jobs.clear();
+        n.peers.clear();
+        n.acks.clear();
         if let Some(mut w) = n.worker.take() {
             self.close_all(node, &mut w);
         }
         if primary {
-            if let Some(id) = running {
-                self.kill_hook(node, id);
+            if let Some(pid) = group {
+                self.kill_proc(node, u64::try_from(pid).unwrap_or(0));
             }
             self.guardian_stop(node);
         }
@@ -244,16 +249,19 @@ impl World {
             return;
         }
         self.note(node, || format!("DAEMON STARTS as {role}"));
-        let cfg = main_cfg(&self.p, &self.nodes[node].spec, role);
+        let specs: Vec<_> = self.nodes.iter().map(|n| n.spec.clone()).collect();
+        let cfg = node_config(&self.p, &specs, node, role);
         self.inputs += 1;
         let n = &mut self.nodes[node];
         n.daemon_up = true;
         n.epoch += 1;
-        n.main = ResourceMachine::new(cfg, Time(self.now));
+        n.node = NodeMachine::new(&cfg, &resolve, Time(self.now));
+        n.res = n.node.active().next().expect("one resource");
+        n.cfg = cfg;
         n.history.lost = self.inputs;
         n.history.complaints.clear();
         let epoch = n.epoch;
-        let input = ResourceInput::Start;
+        let input = Later::Start;
         self.at(self.now, Ev::Main { node, epoch, input });
     }
 
@@ -274,6 +282,5 @@ impl World {
                 self.at(self.now, ev);
             }
         }
-        self.run_hooks(node);
     }
 }

@@ -9,31 +9,27 @@
 //! lets the kernel accept and buffer everything, and reads it only when
 //! it resumes.
 
-use hastmon::node::resource::ResourceInput;
+use hastmon::proto::NvList;
 use hastmon::proto::msg::{HeartbeatReply, HeartbeatRequest};
-use hastmon::role::{ConnectFailure, Input};
-use hastmon::types::{Role, State};
+use hastmon::role::Input;
 
 use super::rng::Rng;
-use super::world::{Ev, Machine, Params, Worker, World, peer_of, remote_of};
+use super::world::{Ev, Params, World, remote_of};
 
 #[derive(Clone, Debug)]
 pub enum Msg {
-    Hs1 {
+    /// A new connection and the request on it: a handshake's stage, a
+    /// status poll, a complaint.
+    Request {
         conn: u64,
-        priority: i32,
+        nv: NvList,
     },
-    Hs1Token {
+    /// An answer on a connection: a token, a refusal, a status reply.
+    Answer {
         conn: u64,
+        nv: NvList,
     },
-    Hs1Refused {
-        conn: u64,
-        errmsg: String,
-        priority: Option<i32>,
-    },
-    Hs2 {
-        conn: u64,
-    },
+    /// The secondary worker's confirmation, on the first connection.
     Confirm {
         conn: u64,
     },
@@ -48,22 +44,13 @@ pub enum Msg {
         conn: u64,
         msg: HeartbeatReply,
     },
-    Poll {
-        generation: u64,
-    },
-    PollAns {
-        generation: u64,
-        role: Role,
-        state: State,
-    },
-    PollAck,
-    Complaint,
     /// A connection attempt met no listening socket.
     Reset {
         conn: u64,
     },
-    PollReset {
-        generation: u64,
+    /// The TCP acknowledgement of an answer.
+    Ack {
+        conn: u64,
     },
 }
 
@@ -72,6 +59,9 @@ pub enum Msg {
 pub struct Net {
     pub blocked: Vec<Vec<u32>>,
     last_delivery: Vec<Vec<u64>>,
+    /// Segments are lost (and sent again) until then: loss is a fault
+    /// that heals with the others of the run.
+    pub loss_until: u64,
 }
 
 impl Net {
@@ -79,10 +69,14 @@ impl Net {
         Net {
             blocked: vec![vec![0; n]; n],
             last_delivery: vec![vec![0; n]; n],
+            loss_until: u64::MAX,
         }
     }
 
-    /// When a message sent now arrives; `None` when it is lost.
+    /// When a message sent now arrives; `None` when its link is cut. A
+    /// lost segment is not lost to the stream: TCP sends it again after
+    /// its retransmission timeout (200 ms at least on Linux, doubling
+    /// each time), and everything behind it on the stream waits.
     fn arrival(
         &mut self,
         rng: &mut Rng,
@@ -91,10 +85,15 @@ impl Net {
         to: usize,
         now: u64,
     ) -> Option<u64> {
-        if self.blocked[from][to] > 0 || rng.chance(p.loss_per_mille) {
+        if self.blocked[from][to] > 0 {
             return None;
         }
         let mut lat = rng.range(p.lat_min, p.lat_max);
+        let mut rto = 200;
+        while now < self.loss_until && rng.chance(p.loss_per_mille) {
+            lat += rto;
+            rto *= 2;
+        }
         if rng.chance(p.spike_per_mille) {
             lat += rng.range(0, p.spike_max);
         }
@@ -130,10 +129,8 @@ impl World {
         if !n.daemon_up {
             // Every connection of a dead daemon is closed; new ones are
             // refused.
-            match msg {
-                Msg::Hs1 { conn, .. } => self.send(to, from, Msg::Reset { conn }),
-                Msg::Poll { generation } => self.send(to, from, Msg::PollReset { generation }),
-                _ => {}
+            if let Msg::Request { conn, .. } = msg {
+                self.send(to, from, Msg::Reset { conn });
             }
             return;
         }
@@ -152,59 +149,20 @@ impl World {
 
     /// The daemon of `to` reads a message.
     fn deliver(&mut self, from: usize, to: usize, msg: Msg) {
-        let r = remote_of(to, from);
-        let name = |w: &World, i: usize| w.nodes[i].spec.name.to_string();
         match msg {
-            Msg::Hs1 { conn, priority } => {
-                let input = ResourceInput::Handshake1 {
-                    peer: name(self, from),
-                    own: name(self, to),
-                    priority: Some(priority),
-                };
-                self.main_input(to, input, Some((from, conn, 1)));
+            Msg::Request { conn, nv } => self.listen_request(from, to, conn, &nv),
+            Msg::Answer { conn, nv } => {
+                // Its TCP acknowledges what arrived, read or not.
+                self.send(to, from, Msg::Ack { conn });
+                self.job_answer(from, to, conn, &nv);
             }
-            Msg::Hs1Token { conn } => {
-                if self.with_worker(to, |w| w.hs[r] == Some(conn)) {
-                    self.send(to, from, Msg::Hs2 { conn });
-                }
-            }
-            Msg::Hs1Refused {
-                conn,
-                errmsg,
-                priority,
-            } => {
-                let reason = match priority {
-                    Some(priority) => ConnectFailure::StrongerPrimary { errmsg, priority },
-                    None => ConnectFailure::Refused(errmsg),
-                };
-                self.handshake_failed(to, r, conn, reason);
-            }
-            Msg::Reset { conn } => {
-                let reason = ConnectFailure::Unreachable("Connection refused".into());
-                self.handshake_failed(to, r, conn, reason);
-            }
-            Msg::Hs2 { conn } => {
-                let input = ResourceInput::Handshake2 {
-                    peer: name(self, from),
-                };
-                self.main_input(to, input, Some((from, conn, 2)));
-            }
-            Msg::Confirm { conn } => {
-                if self.with_worker(to, |w| w.hs[r] == Some(conn)) {
-                    self.with_worker(to, |w| {
-                        w.hs[r] = None;
-                        w.conns[r] = Some(conn);
-                        true
-                    });
-                    self.worker_input(to, Input::Connected { remote: r });
-                }
-            }
-            Msg::Close { conn } => {
-                if self.with_worker(to, |w| w.link == Some((from, conn))) {
-                    self.worker_input(to, Input::PeerLost { remote: 0 });
-                } else if self.with_worker(to, |w| w.conns.get(r) == Some(&Some(conn))) {
-                    self.with_worker(to, |w| w.conns[r].take().is_some());
-                    self.worker_input(to, Input::PeerLost { remote: r });
+            Msg::Confirm { conn } => self.job_confirmed(to, conn),
+            Msg::Close { conn } => self.conn_closed(from, to, conn),
+            Msg::Reset { conn } => self.conn_reset(to, conn),
+            Msg::Ack { conn } => {
+                if let Some(resources) = self.nodes[to].acks.remove(&conn) {
+                    let input = hastmon::node::Input::PollAnswered { resources };
+                    self.node_input(to, input, false);
                 }
             }
             Msg::Hb { conn, msg } => {
@@ -213,63 +171,11 @@ impl World {
                 }
             }
             Msg::HbReply { conn, msg } => {
+                let r = remote_of(to, from);
                 if self.with_worker(to, |w| w.conns.get(r) == Some(&Some(conn))) {
                     self.worker_input(to, Input::Reply { remote: r, msg });
                 }
             }
-            Msg::Poll { generation } => {
-                let n = &self.nodes[to];
-                let state = n.worker.as_ref().map_or(State::Unknown, Worker::state);
-                let role = n.main.role();
-                let ans = Msg::PollAns {
-                    generation,
-                    role,
-                    state,
-                };
-                self.send(to, from, ans);
-            }
-            Msg::PollAns {
-                generation,
-                role,
-                state,
-            } => {
-                if self.with_worker(to, |w| w.gens.get(r) == Some(&generation)) {
-                    self.send(to, from, Msg::PollAck);
-                    let result = Ok((role, state));
-                    self.worker_input(to, Input::Polled { remote: r, result });
-                }
-            }
-            Msg::PollReset { generation } => {
-                if self.with_worker(to, |w| w.gens.get(r) == Some(&generation)) {
-                    let result = Err("Connection refused".into());
-                    self.worker_input(to, Input::Polled { remote: r, result });
-                }
-            }
-            Msg::PollAck => {
-                if self.with_worker(to, |w| matches!(w.m, Machine::Primary(_))) {
-                    self.worker_input(to, Input::StatusPolled { remote: true });
-                }
-            }
-            Msg::Complaint => self.main_input(to, ResourceInput::Complaint, None),
-        }
-    }
-
-    /// The handshake `conn` to remote `r` of `node` ended without a link.
-    fn handshake_failed(&mut self, node: usize, r: usize, conn: u64, reason: ConnectFailure) {
-        if self.with_worker(node, |w| w.hs[r].take_if(|c| *c == conn).is_some()) {
-            self.worker_input(node, Input::ConnectFailed { remote: r, reason });
-        }
-    }
-
-    /// Closes every connection of a worker that goes away.
-    pub(super) fn close_all(&mut self, node: usize, w: &mut Worker) {
-        for r in 0..w.conns.len() {
-            for conn in [w.conns[r].take(), w.hs[r].take()].into_iter().flatten() {
-                self.send(node, peer_of(node, r), Msg::Close { conn });
-            }
-        }
-        if let Some((peer, conn)) = w.link.take() {
-            self.send(node, peer, Msg::Close { conn });
         }
     }
 }

@@ -7,7 +7,9 @@ use std::collections::VecDeque;
 use hastmon::role::{RemoteReport, Report};
 use hastmon::types::Role;
 
-use super::world::{Machine, Worker, World, peer_of};
+use hastmon::role::RoleMachine;
+
+use super::world::{Worker, World, peer_of};
 
 /// What the checks need to know of a node's past.
 #[derive(Default)]
@@ -39,7 +41,8 @@ impl World {
         let ci = self.p.ci;
         let now = self.now;
         let n = &mut self.nodes[node];
-        let new_role = n.main.role();
+        let new_role = n.role();
+        let still_serving = n.serving();
         let h = &mut n.history;
         if complaint && role == Role::Secondary && new_role == Role::Primary {
             let fresh = h
@@ -54,7 +57,7 @@ impl World {
             });
         }
         h.left_primary += u32::from(role == Role::Primary && new_role != Role::Primary);
-        if new_role != role || (serving && n.main.serving().is_none()) {
+        if new_role != role || (serving && !still_serving) {
             h.lost = self.inputs;
         }
         while h.complaints.front().is_some_and(|&(t, _)| now - t > ci) {
@@ -68,7 +71,7 @@ impl World {
         match (&n.worker, n.report()) {
             (
                 Some(Worker {
-                    m: Machine::Primary(_),
+                    m: RoleMachine::Primary(_),
                     ..
                 }),
                 Some(r),
@@ -83,7 +86,7 @@ impl World {
         match (&n.worker, n.report()) {
             (
                 Some(Worker {
-                    m: Machine::Secondary(_),
+                    m: RoleMachine::Secondary(_),
                     ..
                 }),
                 Some(r),

@@ -1,11 +1,11 @@
 //! The kinds of run, each a cluster and a schedule of faults drawn from
 //! the seed, and what each expects beyond the invariants of every run.
 
-use hastmon::proto::msg::HookEvent;
 use hastmon::types::Role;
 
 use super::check::Bounds;
 use super::faults::{On, Then};
+use super::hooks::HookKind;
 use super::rng::Rng;
 use super::world::{NodeSpec, Params, World};
 
@@ -70,8 +70,8 @@ pub struct Plan {
     /// Overlaps are held to the overlap bound wherever they begin, not
     /// only after every fault healed.
     pub strict_overlap: bool,
-    /// Overlaps that begin before this time are held to the bound of a
-    /// crashed main process.
+    /// Overlaps that begin after node 0's main process died and before
+    /// this time are held to the bound of a crashed main process.
     pub main_crash_until: Option<u64>,
     /// Node 1 runs the resource within the takeover bound once node 0's
     /// daemon went away (host crash, death, stall) and stays away.
@@ -99,7 +99,7 @@ fn params(rng: &mut Rng, kind: Kind) -> Params {
         cc,
         ci: rng.range(u64::from(cc) * hb + 500, (u64::from(cc) + 2) * hb + 500),
         attempts: 5,
-        hs_timeout: 2 * to,
+        hs_timeout: 4 * to,
         hook_timeout: rng.range(100, 250),
         lat_min: 1,
         lat_max: rng.range(2, 20),
@@ -116,6 +116,9 @@ fn params(rng: &mut Rng, kind: Kind) -> Params {
         } else {
             rng.range(0, 50)
         },
+        // Deaths mid-hook strike a primary's hooks: they must not make it
+        // give up first.
+        overrun: kind != Kind::MainCrashMidHook,
         start_fail_per_mille: if calm { 0 } else { rng.range(0, 50) },
     }
 }
@@ -235,6 +238,7 @@ pub fn build(seed: u64, kind: Kind, trace: bool) -> (World, Plan, Bounds) {
                 }
                 last = last.max(at + len);
             }
+            w.net.loss_until = last;
             plan.end = last + 30 * hb;
         }
         Kind::EqualPrimaries => {}
@@ -259,8 +263,7 @@ pub fn build(seed: u64, kind: Kind, trace: bool) -> (World, Plan, Bounds) {
                 // soon as it ended): the first `start`, or a `status`.
                 2 => {
                     plan.takeover = true;
-                    let (after, event) =
-                        *rng.pick(&[(0, HookEvent::Start), (t0, HookEvent::Status)]);
+                    let (after, event) = *rng.pick(&[(0, HookKind::Start), (t0, HookKind::Status)]);
                     w.arm(0, after, On::Hook(event), Then::CrashMain { restart });
                 }
                 // Just after the primary gave up, cut off: its own `stop`

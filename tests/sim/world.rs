@@ -1,25 +1,21 @@
-//! A cluster of simulated nodes: each is a `ResourceMachine` (the main
-//! process) plus at most one worker machine, glued together the way the
-//! daemon does it, over a fake network (`net`) and a fake clock in
-//! milliseconds, with hooks acting on a resource model (`hooks`), faults
-//! (`faults`) and what the checks see (`observe`).
+//! A cluster of simulated nodes. Each node's main process is the
+//! product's own `NodeMachine`, built from a hastmon.conf written for the
+//! run; each worker is the product's role machine. What is simulated is
+//! only the world around them: the clock (ms), the network (`net`), the
+//! processes (`hooks`, and the shell that carries out the node's actions
+//! in `shell`), faults (`faults`) and what the checks see (`observe`).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
-use std::time::Duration;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
 
-use hastmon::node::resource::{
-    ResourceAction, ResourceConfig, ResourceInput, ResourceMachine, WorkerExit, WorkerId,
-};
-use hastmon::proto::msg::HookEvent;
-use hastmon::role::primary::{Primary, PrimaryConfig, RemoteSpec};
-use hastmon::role::secondary::{Secondary, SecondaryConfig};
-use hastmon::role::watchdog::{Watchdog, WatchdogConfig};
-use hastmon::role::{Action, ConnectFailure, HookResult, Input, Report, Time};
-use hastmon::types::{Role, State};
+use hastmon::config::{Config, NodeNames, Syntax, parse_bytes};
+use hastmon::node::{HookExit, HookId, JobId, NodeMachine, ResId, WorkerExit, WorkerRef};
+use hastmon::role::{Action, Input, Report, RoleMachine, Time};
+use hastmon::types::Role;
 
 use super::faults::Schedule;
-use super::hooks::{Hook, HookKind, Procs, Resource};
+use super::hooks::{Procs, Resource};
 use super::net::{Msg, Net};
 use super::observe::{History, Promotion};
 use super::rng::Rng;
@@ -32,7 +28,8 @@ pub struct Params {
     pub cc: u32,
     pub ci: u64,
     pub attempts: u32,
-    /// A handshake attempt's whole deadline (connect plus two replies).
+    /// A handshake attempt's whole deadline: two stages, each a connect
+    /// and an answer, each of those bounded by `to`.
     pub hs_timeout: u64,
     pub hook_timeout: u64,
     pub lat_min: u64,
@@ -41,8 +38,10 @@ pub struct Params {
     pub spike_max: u64,
     pub spike_per_mille: u64,
     pub loss_per_mille: u64,
-    /// Hooks that run long, possibly past `hook_timeout` (not `stop`).
+    /// Hooks that run long (not `stop`)...
     pub slow_per_mille: u64,
+    /// ... and may then run past `hook_timeout`.
+    pub overrun: bool,
     pub start_fail_per_mille: u64,
 }
 
@@ -54,11 +53,20 @@ impl Params {
 
 #[derive(Clone, Debug)]
 pub struct NodeSpec {
+    /// Its IP address, which is also its identity in tie-breaks.
     pub name: &'static str,
     pub priority: i32,
     pub role_on_start: Role,
     /// When its daemon first starts.
     pub start_at: u64,
+}
+
+/// An input for a node machine that waits in the event queue.
+#[derive(Clone, Debug)]
+pub enum Later {
+    Start,
+    WorkerExited { worker: WorkerRef, exit: WorkerExit },
+    HookExited { hook: HookId, exit: HookExit },
 }
 
 #[derive(Clone, Debug)]
@@ -73,25 +81,17 @@ pub enum Ev {
     HookEnd {
         id: u64,
     },
-    /// The daemon that ran a hook learns its result.
-    Reaped {
+    /// A stage of an outgoing connection job ran out of time.
+    JobTimeout {
         node: usize,
         epoch: u32,
-        id: u64,
-        hook: Hook,
-        result: HookResult,
-    },
-    HsTimeout {
-        node: usize,
-        epoch: u32,
-        wid: WorkerId,
-        remote: usize,
-        conn: u64,
+        job: JobId,
+        stage: u8,
     },
     Main {
         node: usize,
         epoch: u32,
-        input: ResourceInput,
+        input: Later,
     },
     Crash {
         node: usize,
@@ -119,56 +119,50 @@ pub enum Ev {
     },
 }
 
-pub enum Machine {
-    Primary(Primary),
-    Secondary(Secondary),
-    Watchdog(Watchdog),
-}
-
 pub struct Worker {
-    pub id: WorkerId,
-    pub m: Machine,
-    /// Primary: established connection per remote, handshake in flight.
+    pub id: WorkerRef,
+    pub m: RoleMachine,
+    /// Primary: the established connection per remote.
     pub conns: Vec<Option<u64>>,
-    pub hs: Vec<Option<u64>>,
-    /// Watchdog: the poll generation per remote (older answers are stale).
-    pub gens: Vec<u64>,
     /// Secondary: the primary's node and connection.
     pub link: Option<(usize, u64)>,
 }
 
 impl Worker {
-    fn handle(&mut self, now: Time, input: Input) -> Vec<Action> {
-        match &mut self.m {
-            Machine::Primary(m) => m.handle(now, input),
-            Machine::Secondary(m) => m.handle(now, input),
-            Machine::Watchdog(m) => m.handle(now, input),
-        }
+    pub(super) fn handle(&mut self, now: Time, input: Input) -> Vec<Action> {
+        self.m.handle(now, input)
     }
 
     fn deadline(&self) -> Option<Time> {
-        match &self.m {
-            Machine::Primary(m) => m.deadline(),
-            Machine::Secondary(m) => m.deadline(),
-            Machine::Watchdog(m) => m.deadline(),
-        }
+        self.m.deadline()
     }
 
-    fn report(&self) -> Report {
-        match &self.m {
-            Machine::Primary(m) => m.report(),
-            Machine::Secondary(m) => m.report(),
-            Machine::Watchdog(m) => m.report(),
-        }
+    pub(super) fn report(&self) -> Report {
+        self.m.report()
     }
+}
 
-    pub fn state(&self) -> State {
-        self.report().state
-    }
+/// An outgoing connection job of a node's main process.
+#[derive(Clone, Copy, Debug)]
+pub struct Job {
+    pub remote: usize,
+    pub kind: JobKind,
+    /// The connection of the stage in progress (the first one's is kept
+    /// for the heartbeats).
+    pub conn: u64,
+    pub first: u64,
+    pub stage: u8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobKind {
+    Handshake,
+    Poll,
 }
 
 pub struct Node {
     pub spec: NodeSpec,
+    pub cfg: Config,
     pub host_up: bool,
     pub daemon_up: bool,
     pub stalled_since: Option<u64>,
@@ -176,22 +170,28 @@ pub struct Node {
     pub(super) held: Vec<Ev>,
     /// Counts daemon incarnations: late news for a dead one is dropped.
     pub(super) epoch: u32,
-    pub main: ResourceMachine,
+    pub node: NodeMachine,
+    pub res: ResId,
     pub(super) worker: Option<Worker>,
-    pub(super) hooks: VecDeque<Hook>,
-    /// The hook this daemon runs now.
-    pub(super) running: Option<u64>,
+    /// Hook processes of this daemon, by the machine's id.
+    pub(super) hook_procs: HashMap<HookId, u64>,
+    /// Outgoing connection jobs under way.
+    pub(super) jobs: HashMap<JobId, Job>,
+    /// The node at the other end of each accepted connection.
+    pub(super) peers: HashMap<u64, usize>,
+    /// Answers to status polls awaiting their acknowledgement.
+    pub(super) acks: HashMap<u64, Vec<ResId>>,
     /// Its main process dies as soon as no hook runs (see
     /// `World::deaths_mid_hook`), then starts again if it was due to.
     pub(super) dying: bool,
     pub(super) restart: Option<Role>,
-    pub res: Resource,
+    pub resource: Resource,
     pub history: History,
 }
 
 impl Node {
     pub fn maybe_running(&self) -> bool {
-        self.res.maybe_running()
+        self.resource.maybe_running()
     }
 
     /// The daemon runs and is not stalled.
@@ -199,11 +199,29 @@ impl Node {
         self.daemon_up && self.stalled_since.is_none()
     }
 
+    /// The role the main process holds for the resource.
+    pub fn role(&self) -> Role {
+        self.node
+            .get(self.res)
+            .map_or(Role::Init, |r| r.machine.role())
+    }
+
+    pub fn serving(&self) -> bool {
+        self.node
+            .get(self.res)
+            .is_some_and(|r| r.machine.serving().is_some())
+    }
+
     pub(super) fn report(&self) -> Option<Report> {
         self.worker
             .as_ref()
             .filter(|_| self.daemon_up)
             .map(Worker::report)
+    }
+
+    /// Hooks queued or running in the main process.
+    pub(super) fn hooks_busy(&self) -> bool {
+        self.node.get(self.res).is_some_and(|r| !r.hooks.idle())
     }
 }
 
@@ -217,7 +235,7 @@ pub struct World {
     events: Vec<Option<(Ev, bool)>>,
     seq: u64,
     pub(super) net: Net,
-    next_conn: u64,
+    pub(super) next_conn: u64,
     pub(super) procs: Procs,
     pub(super) faults: Schedule,
     pub(super) inputs: u64,
@@ -226,6 +244,8 @@ pub struct World {
     /// Off, a death waits for the hooks to end.
     pub deaths_mid_hook: bool,
     pub promotions: Vec<Promotion>,
+    /// When node 0's main process first died.
+    pub main_died_at: Option<u64>,
     pub trace: Option<Vec<String>>,
 }
 
@@ -240,26 +260,84 @@ pub fn remote_of(me: usize, peer: usize) -> usize {
     if peer < me { peer } else { peer - 1 }
 }
 
+/// Seconds as hastmon.conf takes them, to the millisecond.
+fn secs(ms: u64) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
+}
+
+/// The hastmon.conf every node of the run reads: one resource, every
+/// other node a remote, in order.
+pub fn conf_text(p: &Params, specs: &[NodeSpec], roles: &[Role]) -> String {
+    let mut t = format!(
+        "resource r {{\n exec /sim/hook\n timeout {}\n heartbeat_interval {}\n \
+         complaint_count {}\n complaint_interval {}\n hook_timeout {}\n attempts {}\n",
+        secs(p.to),
+        secs(p.hb),
+        p.cc,
+        secs(p.ci),
+        secs(p.hook_timeout),
+        p.attempts
+    );
+    for (i, s) in specs.iter().enumerate() {
+        let remotes: Vec<&str> = (0..specs.len())
+            .filter(|&j| j != i)
+            .map(|j| specs[j].name)
+            .collect();
+        t += &format!(
+            " on n{i} {{ remote {} priority {} role_on_start {} }}\n",
+            remotes.join(" "),
+            s.priority,
+            roles[i]
+        );
+    }
+    t + "}\n"
+}
+
+/// The configuration node `i` reads, with `role` as its `role_on_start`.
+pub fn node_config(p: &Params, specs: &[NodeSpec], i: usize, role: Role) -> Config {
+    let mut roles: Vec<Role> = specs.iter().map(|s| s.role_on_start).collect();
+    roles[i] = role;
+    let text = conf_text(p, specs, &roles);
+    parse_bytes(
+        text.as_bytes(),
+        Syntax::Conf,
+        &NodeNames::exact(&format!("n{i}")),
+    )
+    .unwrap_or_else(|e| panic!("the simulated configuration is valid: {e:?}\n{text}"))
+}
+
+pub fn resolve(a: &hastmon::config::address::Address) -> Option<SocketAddr> {
+    a.literal()
+}
+
 impl World {
     pub fn new(p: Params, specs: Vec<NodeSpec>, seed: u64, trace: bool) -> World {
         let n = specs.len();
-        let nodes = specs
-            .into_iter()
-            .map(|spec| Node {
-                main: ResourceMachine::new(main_cfg(&p, &spec, spec.role_on_start), Time(0)),
-                spec,
-                host_up: true,
-                daemon_up: false,
-                stalled_since: None,
-                held: Vec::new(),
-                epoch: 0,
-                worker: None,
-                hooks: VecDeque::new(),
-                running: None,
-                dying: false,
-                restart: None,
-                res: Resource::default(),
-                history: History::default(),
+        let nodes = (0..n)
+            .map(|i| {
+                let cfg = node_config(&p, &specs, i, specs[i].role_on_start);
+                let node = NodeMachine::new(&cfg, &resolve, Time(0));
+                let res = node.active().next().expect("one resource");
+                Node {
+                    spec: specs[i].clone(),
+                    cfg,
+                    host_up: true,
+                    daemon_up: false,
+                    stalled_since: None,
+                    held: Vec::new(),
+                    epoch: 0,
+                    node,
+                    res,
+                    worker: None,
+                    hook_procs: HashMap::new(),
+                    jobs: HashMap::new(),
+                    peers: HashMap::new(),
+                    acks: HashMap::new(),
+                    dying: false,
+                    restart: None,
+                    resource: Resource::default(),
+                    history: History::default(),
+                }
             })
             .collect();
         let mut w = World {
@@ -275,8 +353,9 @@ impl World {
             procs: Procs::default(),
             faults: Schedule::default(),
             inputs: 0,
-            deaths_mid_hook: true,
+            deaths_mid_hook: false,
             promotions: Vec::new(),
+            main_died_at: None,
             trace: trace.then(Vec::new),
         };
         for node in 0..n {
@@ -323,7 +402,7 @@ impl World {
                 continue;
             }
             let cands = [
-                n.main.deadline().map(|t| (t.0, i, true)),
+                n.node.deadline().map(|t| (t.0, i, true)),
                 n.worker
                     .as_ref()
                     .and_then(Worker::deadline)
@@ -342,7 +421,7 @@ impl World {
                 }
                 self.now = self.now.max(t);
                 if main {
-                    self.main_input(i, ResourceInput::Tick, None);
+                    self.node_input(i, hastmon::node::Input::Tick, false);
                 } else {
                     self.worker_input(i, Input::Tick);
                 }
@@ -368,7 +447,7 @@ impl World {
     pub(super) fn dispatch(&mut self, ev: Ev) {
         // What the daemon would read, or be woken for, waits while it is
         // stalled.
-        if let Ev::Reaped { node, .. } | Ev::HsTimeout { node, .. } | Ev::Main { node, .. } = ev
+        if let Ev::JobTimeout { node, .. } | Ev::Main { node, .. } = ev
             && self.nodes[node].stalled_since.is_some()
         {
             self.nodes[node].held.push(ev);
@@ -382,38 +461,20 @@ impl World {
                 admitted,
             } => self.arrive(from, to, msg, admitted),
             Ev::HookEnd { id } => self.hook_end(id),
-            Ev::Reaped {
+            Ev::JobTimeout {
                 node,
                 epoch,
-                id,
-                hook,
-                result,
+                job,
+                stage,
             } => {
                 let n = &self.nodes[node];
                 if n.daemon_up && n.epoch == epoch {
-                    self.reaped(node, id, hook, result);
-                }
-            }
-            Ev::HsTimeout {
-                node,
-                epoch,
-                wid,
-                remote,
-                conn,
-            } => {
-                let n = &self.nodes[node];
-                if n.daemon_up && n.epoch == epoch && n.worker.as_ref().is_some_and(|w| w.id == wid)
-                {
-                    let reason = ConnectFailure::Unreachable("timed out".into());
-                    if self.with_worker(node, |w| w.hs[remote].take_if(|c| *c == conn).is_some()) {
-                        self.send(node, peer_of(node, remote), Msg::Close { conn });
-                        self.worker_input(node, Input::ConnectFailed { remote, reason });
-                    }
+                    self.job_timeout(node, job, stage);
                 }
             }
             Ev::Main { node, epoch, input } => {
                 if self.nodes[node].daemon_up && self.nodes[node].epoch == epoch {
-                    self.main_input(node, input, None);
+                    self.later(node, input);
                 }
             }
             Ev::Crash { node } => self.crash(node),
@@ -443,237 +504,37 @@ impl World {
         }
     }
 
+    fn later(&mut self, node: usize, input: Later) {
+        use hastmon::node::Input as N;
+        match input {
+            Later::Start => self.node_input(node, N::Start, false),
+            Later::WorkerExited { worker, exit } => {
+                self.node_input(node, N::WorkerExited { worker, exit }, false)
+            }
+            Later::HookExited { hook, exit } => {
+                self.node_input(node, N::HookExited { hook, exit }, false)
+            }
+        }
+        self.kill_main(node);
+    }
+
     pub(super) fn with_worker(&mut self, node: usize, f: impl FnOnce(&mut Worker) -> bool) -> bool {
         self.nodes[node].worker.as_mut().is_some_and(f)
     }
 
     pub(super) fn worker_input(&mut self, node: usize, input: Input) {
-        let Some(mut w) = self.nodes[node].worker.take() else {
+        let now = Time(self.now);
+        let Some(w) = self.nodes[node].worker.as_mut() else {
             return;
         };
-        let now = Time(self.now);
+        let id = w.id;
         let actions = w.handle(now, input);
-        if self.worker_actions(node, &mut w, actions) {
-            self.nodes[node].worker = Some(w);
-        }
+        self.worker_actions(node, id, actions);
     }
 
-    /// Carries out a worker's actions; false once it exited.
-    fn worker_actions(&mut self, node: usize, w: &mut Worker, actions: Vec<Action>) -> bool {
-        for a in actions {
-            match a {
-                Action::RunHook(event) => {
-                    self.note(node, || format!("hook {event:?} asked"));
-                    if event == HookEvent::Complaint {
-                        self.main_input(node, ResourceInput::ComplaintSent, None);
-                    }
-                    let hook = Hook {
-                        kind: HookKind::Worker(event),
-                        owner: Some(w.id),
-                    };
-                    self.queue_hook(node, hook);
-                }
-                Action::Connect { remote } => {
-                    let conn = self.next_conn;
-                    self.next_conn += 1;
-                    w.hs[remote] = Some(conn);
-                    let priority = self.nodes[node].spec.priority;
-                    self.send(node, peer_of(node, remote), Msg::Hs1 { conn, priority });
-                    let epoch = self.nodes[node].epoch;
-                    let ev = Ev::HsTimeout {
-                        node,
-                        epoch,
-                        wid: w.id,
-                        remote,
-                        conn,
-                    };
-                    self.at(self.now + self.p.hs_timeout, ev);
-                }
-                Action::Disconnect { remote } => {
-                    if let Some(conn) = w.conns.get_mut(remote).and_then(Option::take) {
-                        self.send(node, peer_of(node, remote), Msg::Close { conn });
-                    }
-                    if let Some(g) = w.gens.get_mut(remote) {
-                        *g += 1;
-                    }
-                }
-                Action::Heartbeat { remote, msg } => {
-                    if let Some(conn) = w.conns[remote] {
-                        self.send(node, peer_of(node, remote), Msg::Hb { conn, msg });
-                    }
-                }
-                Action::Reply { msg } => {
-                    if let Some((peer, conn)) = w.link {
-                        self.send(node, peer, Msg::HbReply { conn, msg });
-                    }
-                }
-                Action::Poll { remote } => {
-                    w.gens[remote] += 1;
-                    let generation = w.gens[remote];
-                    self.send(node, peer_of(node, remote), Msg::Poll { generation });
-                }
-                Action::Complain { remote } => {
-                    self.send(node, peer_of(node, remote), Msg::Complaint);
-                }
-                Action::Log { msg, .. } => self.note(node, || msg),
-                Action::Exit(code) => {
-                    self.note(node, || format!("worker {} exits {code}", w.id.0));
-                    self.close_all(node, w);
-                    let epoch = self.nodes[node].epoch;
-                    let input = ResourceInput::WorkerExited {
-                        id: w.id,
-                        exit: WorkerExit::Code(code),
-                    };
-                    self.at(self.now, Ev::Main { node, epoch, input });
-                    return false;
-                }
-            }
-        }
-        true
-    }
-
-    /// `hs`: the handshake at hand (peer, connection, stage).
-    pub(super) fn main_input(
-        &mut self,
-        node: usize,
-        input: ResourceInput,
-        hs: Option<(usize, u64, u8)>,
-    ) {
-        let now = Time(self.now);
-        self.inputs += 1;
-        let complaint = input == ResourceInput::Complaint;
-        let n = &mut self.nodes[node];
-        if complaint {
-            n.history.complaints.push_back((self.now, self.inputs));
-        }
-        let (role, serving) = (n.main.role(), n.main.serving().is_some());
-        let actions = n.main.handle(now, input);
-        self.observe(node, role, serving, complaint);
-        if role == Role::Primary && self.nodes[node].main.role() != Role::Primary {
-            self.on_leave_primary(node);
-        }
-        for a in actions {
-            match a {
-                ResourceAction::SpawnWorker { id, role, urgent } => {
-                    self.note(node, || format!("spawn {role} worker {}", id.0));
-                    if let Some(mut old) = self.nodes[node].worker.take() {
-                        self.close_all(node, &mut old);
-                    }
-                    let w = self.make_worker(node, id, role, hs, urgent);
-                    self.nodes[node].worker = Some(w);
-                    if let (Role::Secondary, Some((peer, conn, _))) = (role, hs) {
-                        self.send(node, peer, Msg::Confirm { conn });
-                    }
-                    self.worker_input(node, Input::Start);
-                }
-                ResourceAction::StopWorker { id, stop_resource } => {
-                    let n = &mut self.nodes[node];
-                    if let Some(mut w) = n.worker.take_if(|w| w.id == id) {
-                        let actions = w.handle(
-                            now,
-                            Input::Terminate {
-                                stop: stop_resource,
-                            },
-                        );
-                        if self.worker_actions(node, &mut w, actions) {
-                            self.close_all(node, &mut w);
-                        }
-                    }
-                }
-                ResourceAction::RunRoleHook { .. } | ResourceAction::RunComplainHook => {
-                    let hook = Hook {
-                        kind: HookKind::Main,
-                        owner: None,
-                    };
-                    self.queue_hook(node, hook);
-                }
-                ResourceAction::AcceptHandshake => {
-                    if let Some((peer, conn, 1)) = hs {
-                        self.send(node, peer, Msg::Hs1Token { conn });
-                    }
-                }
-                ResourceAction::RefuseHandshake { errmsg, priority } => {
-                    if let Some((peer, conn, 1)) = hs {
-                        let msg = Msg::Hs1Refused {
-                            conn,
-                            errmsg,
-                            priority,
-                        };
-                        self.send(node, peer, msg);
-                    }
-                }
-                ResourceAction::Log { msg, .. } => self.note(node, || format!("main: {msg}")),
-            }
-        }
-    }
-
-    fn make_worker(
-        &self,
-        node: usize,
-        id: WorkerId,
-        role: Role,
-        hs: Option<(usize, u64, u8)>,
-        urgent: bool,
-    ) -> Worker {
-        let p = &self.p;
-        let remotes_n = self.nodes.len() - 1;
-        let remotes: Vec<RemoteSpec> = (0..remotes_n)
-            .map(|r| RemoteSpec {
-                addr: self.nodes[peer_of(node, r)].spec.name.to_string(),
-                reachable: true,
-            })
-            .collect();
-        let now = Time(self.now);
-        let hb = Duration::from_millis(p.hb);
-        let m = match role {
-            Role::Primary => Machine::Primary(Primary::new(
-                PrimaryConfig {
-                    heartbeat: hb,
-                    timeout: Duration::from_millis(p.to),
-                    attempts: p.attempts,
-                    complaint_count: p.cc,
-                    silence_limit: Some(hb * p.cc + Duration::from_millis(p.to)),
-                    remotes,
-                    urgent,
-                },
-                now,
-            )),
-            Role::Watchdog => Machine::Watchdog(Watchdog::new(
-                WatchdogConfig {
-                    heartbeat: hb,
-                    timeout: Duration::from_millis(p.to),
-                    remotes,
-                },
-                now,
-            )),
-            _ => Machine::Secondary(Secondary::new(
-                SecondaryConfig {
-                    heartbeat: hb,
-                    silence_limit: hb * 2,
-                    remotes: remotes_n,
-                    primary: hs.map(|(peer, _, _)| remote_of(node, peer)),
-                },
-                now,
-            )),
-        };
-        Worker {
-            id,
-            m,
-            conns: vec![None; remotes_n],
-            hs: vec![None; remotes_n],
-            gens: vec![0; remotes_n],
-            link: hs
-                .filter(|_| role == Role::Secondary)
-                .map(|(peer, conn, _)| (peer, conn)),
-        }
-    }
-}
-
-pub(super) fn main_cfg(p: &Params, spec: &NodeSpec, role_on_start: Role) -> ResourceConfig {
-    ResourceConfig {
-        role_on_start,
-        priority: spec.priority,
-        complaint_count: p.cc,
-        complaint_interval: Duration::from_millis(p.ci),
+    pub(super) fn new_conn(&mut self) -> u64 {
+        let c = self.next_conn;
+        self.next_conn += 1;
+        c
     }
 }
