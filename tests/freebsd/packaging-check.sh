@@ -10,7 +10,9 @@
 #     run by BSD make after a stand-in for USES=cargo's do-install, stage
 #     exactly the files of port/pkg-plist;
 #   - make -f Makefile.freebsd install stages exactly the files of
-#     port/pkg-plist plus the rc.d script that USE_RC_SUBR installs.
+#     port/pkg-plist plus the rc.d script that USE_RC_SUBR installs;
+#   - demo/cluster.sh, told it runs on FreeBSD, adds 127.0.0.2 and .3 to
+#     lo0 and removes them on exit (its failover runs for real).
 # Release binaries are built only if they are not there yet.  Nothing here
 # runs on FreeBSD: the ports framework is stood in for.
 set -eu
@@ -124,5 +126,28 @@ for page in "$stage"/usr/local/share/man/man*/*.gz; do
 done
 cmp -s rc.d/hastmon "$stage/usr/local/etc/rc.d/hastmon" ||
 	fail "the staged rc.d script differs from rc.d/hastmon with PREFIX=/usr/local"
+
+echo "== demo/cluster.sh as on FreeBSD (uname and ifconfig stood in)"
+# The demo itself runs (Linux routes 127.0.0.2 and .3 to lo anyway); the
+# stand-ins only record what it asks of FreeBSD's lo0, which has 127.0.0.1.
+mkdir "$tmp/fbsd"
+printf '#!/bin/sh\necho FreeBSD\n' >"$tmp/fbsd/uname"
+# shellcheck disable=SC2016 # expanded by the stand-in, not here
+printf '#!/bin/sh\necho "ifconfig $*" >>"%s"\n[ "$*" != "lo0 inet" ] || printf "\\tinet 127.0.0.1 netmask 0xff000000\\n"\n' \
+	"$tmp/ifconfig.log" >"$tmp/fbsd/ifconfig"
+chmod +x "$tmp/fbsd/uname" "$tmp/fbsd/ifconfig"
+PATH="$tmp/fbsd:$PATH" HASTMON_DEMO_PORT=18459 sh demo/cluster.sh >"$tmp/demo.log" 2>&1 ||
+	fail "demo/cluster.sh failed:
+$(cat "$tmp/demo.log")"
+grep -q "beta runs the resource" "$tmp/demo.log" ||
+	fail "demo/cluster.sh showed no takeover:
+$(cat "$tmp/demo.log")"
+printf '%s\n' "ifconfig lo0 inet" "ifconfig lo0 inet 127.0.0.2/32 alias" \
+	"ifconfig lo0 inet" "ifconfig lo0 inet 127.0.0.3/32 alias" \
+	"ifconfig lo0 inet 127.0.0.2 -alias" "ifconfig lo0 inet 127.0.0.3 -alias" \
+	>"$tmp/ifconfig.expected"
+if ! diff -u "$tmp/ifconfig.expected" "$tmp/ifconfig.log"; then
+	fail "demo/cluster.sh did not add and remove the lo0 aliases as expected"
+fi
 
 echo "packaging checks passed"
