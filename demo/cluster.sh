@@ -5,6 +5,9 @@
 # worker with SIGKILL, and shows beta taking over, with the time it took.
 # HASTMON_DEMO_HB sets the heartbeat interval (default 1 s; the timeout
 # follows it), HASTMON_DEMO_PORT the port (default 18458).
+# Linux routes all of 127.0.0.0/8 to lo; FreeBSD's lo0 has 127.0.0.1 only,
+# so there (as root) the demo adds 127.0.0.2 and .3 to lo0 and removes them
+# on exit.  demo/jails.sh runs the same failover in three VNET jails.
 set -eu
 cd "$(dirname "$0")/.."
 cargo build --quiet --release
@@ -14,14 +17,43 @@ hb=${HASTMON_DEMO_HB:-1}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/hastmon-demo.XXXXXX")
 nodes="alpha beta watcher"
 
+aliases=
+
 cleanup() {
 	for n in $nodes; do
-		[ -f "$dir/$n/pid" ] && kill "$(cat "$dir/$n/pid")" 2>/dev/null || true
+		if [ -f "$dir/$n/pid" ]; then
+			kill "$(cat "$dir/$n/pid")" 2>/dev/null || true
+		fi
 	done
 	sleep 1
+	for a in $aliases; do
+		ifconfig lo0 inet "$a" -alias || true
+	done
 	rm -rf "$dir"
 }
 trap cleanup EXIT INT TERM
+
+if [ "$(uname -s)" = FreeBSD ]; then
+	for a in 127.0.0.2 127.0.0.3; do
+		case $(ifconfig lo0 inet) in
+		*"inet $a "*) continue ;; # there already: not ours to remove
+		esac
+		if ! ifconfig lo0 inet "$a/32" alias; then
+			echo "demo: cannot add $a to lo0 (run it as root)" >&2
+			exit 1
+		fi
+		aliases="$aliases $a"
+	done
+fi
+
+# Milliseconds since the epoch; whole seconds where date(1) has no %N.
+now_ms() {
+	t=$(date +%s%N)
+	case $t in
+	*[!0-9]*) echo $(($(date +%s) * 1000)) ;;
+	*) echo $((t / 1000000)) ;;
+	esac
+}
 
 # The "resource" of each node is a file; the hook records every call.
 for n in $nodes; do
@@ -76,12 +108,12 @@ show alpha beta watcher
 
 worker=$(ctl alpha status | sed -n 's/^  workerpid: //p')
 printf '\nKilling alpha (daemon %s and worker %s) with SIGKILL.\n' "$(cat "$dir/alpha/pid")" "$worker"
-start=$(date +%s%N)
+start=$(now_ms)
 kill -9 "$(cat "$dir/alpha/pid")" "$worker"
 rm -f "$dir/alpha/pid"
 waitfor 120 "beta to take over" test -f "$dir/beta/running"
-end=$(date +%s%N)
-ms=$(((end - start) / 1000000))
+end=$(now_ms)
+ms=$((end - start))
 printf 'beta runs the resource %d.%03d s after alpha died.\n' $((ms / 1000)) $((ms % 1000))
 if [ -f "$dir/alpha/running" ]; then
 	echo "alpha's copy still runs."

@@ -227,3 +227,81 @@ fn pages_describe_exactly_the_options_of_the_programs() {
         );
     }
 }
+
+/// rc.d/hastmon under a stand-in for rc.subr that starts as
+/// run_rc_command does: rc.conf, start_precmd, then `eval` of
+/// "$command $rc_flags $command_args" (rc.subr builds and evals that line).
+/// The program it runs records its arguments, one `[...]` each.
+fn rc_start(rc_conf: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("hastmon-rc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    };
+    let record = write(
+        "record",
+        "#!/bin/sh\nfor a; do printf '[%s]' \"$a\"; done >>\"$LOG\"\necho >>\"$LOG\"\n",
+    );
+    let rc_conf = write("rc.conf", rc_conf);
+    let subr = write(
+        "rc.subr",
+        &format!(
+            "load_rc_config() {{ . '{}'; }}\n\
+             warn() {{ echo \"warning: $*\" >&2; }}\n\
+             run_rc_command() {{\n\
+             \tcommand='{}'\n\
+             \teval rc_flags=\\$${{name}}_flags\n\
+             \teval \"$start_precmd\" || return 1\n\
+             \teval \"$command $rc_flags $command_args\"\n\
+             }}\n",
+            rc_conf.display(),
+            record.display()
+        ),
+    );
+    let script = std::fs::read_to_string(repo("rc.d/hastmon")).unwrap();
+    assert!(script.contains("\n. /etc/rc.subr\n"));
+    let script = script.replace("\n. /etc/rc.subr\n", &format!("\n. '{}'\n", subr.display()));
+    let script = write("hastmon", &script);
+    let log = dir.join("log");
+    let out = Command::new("sh")
+        .arg(&script)
+        .arg("start")
+        .env("LOG", &log)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = std::fs::read_to_string(&log).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    calls
+}
+
+#[test]
+fn rc_script_passes_rc_conf_values_as_single_words() {
+    assert_eq!(
+        rc_start(""),
+        "[-t][-c][/usr/local/etc/hastmon.conf]\n\
+         [-c][/usr/local/etc/hastmon.conf][-P][/var/run/hastmon.pid]\n"
+    );
+    // Spaces, quotes and dollars reach hastmon as they were written.
+    let conf = r#"/etc/my cluster/it's "the" $HOME.conf"#;
+    let rc_conf = format!(
+        "hastmon_config='{}'\nhastmon_node='node b'\nhastmon_flags='-d -S'\n",
+        conf.replace('\'', r"'\''")
+    );
+    assert_eq!(
+        rc_start(&rc_conf),
+        format!(
+            "[-t][-c][{conf}][-n][node b]\n\
+             [-d][-S][-c][{conf}][-P][/var/run/hastmon.pid][-n][node b]\n"
+        )
+    );
+}

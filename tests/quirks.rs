@@ -65,7 +65,11 @@ fn q02_the_worker_channel_keeps_every_message_whole_and_in_order() {
             nv.add_u32("n", sent)
                 .add_string("pad", "x".repeat((sent % 97) as usize));
             let fds = [std::os::fd::AsFd::as_fd(&file)];
-            let with = if sent % 10 == 0 { &fds[..] } else { &[] };
+            let with = if sent.is_multiple_of(10) {
+                &fds[..]
+            } else {
+                &[]
+            };
             match a.send(&nv, with) {
                 Ok(()) => sent += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -77,7 +81,7 @@ fn q02_the_worker_channel_keeps_every_message_whole_and_in_order() {
                 Ok(Some((nv, fds))) => {
                     assert_eq!(nv.get_u32("n"), Some(received));
                     assert_eq!(nv.get_str("pad").unwrap().len(), (received % 97) as usize);
-                    assert_eq!(fds.len(), usize::from(received % 10 == 0));
+                    assert_eq!(fds.len(), usize::from(received.is_multiple_of(10)));
                     received += 1;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,

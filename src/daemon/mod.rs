@@ -121,12 +121,12 @@ pub fn run(opts: Options) -> i32 {
             return exit::OSERR;
         }
     };
-    if !opts.foreground {
-        if let Err(e) = crate::sys::daemonize() {
-            log_error!("Unable to daemonize: {e}.");
-            control.remove();
-            return exit::OSERR;
-        }
+    if !opts.foreground
+        && let Err(e) = crate::sys::daemonize()
+    {
+        log_error!("Unable to daemonize: {e}.");
+        control.remove();
+        return exit::OSERR;
     }
     crate::sys::log::init("hastmon", opts.foreground, true, opts.debug);
     if !opts.foreground {

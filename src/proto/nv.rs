@@ -552,7 +552,7 @@ fn decode_value(type_code: u8, data: &[u8], off: usize, dsize: u32) -> Result<Va
         }
     };
     let array = |size: usize| {
-        if data.len() % size == 0 {
+        if data.len().is_multiple_of(size) {
             Ok(data.chunks_exact(size))
         } else {
             Err(NvError::ArraySize {
