@@ -163,3 +163,21 @@ fn dump_formats_agree() {
         .arg(&conf));
     assert_eq!(code, 64);
 }
+
+/// A node that takes part in no resource has nothing to run: the daemon
+/// refuses the file with 0.3.4's message, in check mode and when it
+/// starts.
+#[test]
+fn a_node_in_no_resource_is_a_configuration_error() {
+    let p = temp_file(
+        "idle.conf",
+        "on idle { control uds:///tmp/hastmon-cli-idle.sock }\nresource r0 {\n exec /x\n on other { remote none }\n}\n",
+    );
+    let want = "No resource r0 configuration for this node (acceptable node names: idle).";
+    let (code, out, err) = run(hastmon().args(["-t", "-n", "idle", "-c"]).arg(&p));
+    assert_eq!((code, out.as_str()), (78, ""));
+    assert!(err.contains(want), "{err}");
+    let (code, _, err) = run(hastmon().args(["-F", "-n", "idle", "-P", "/tmp/hastmon-cli-idle.pid", "-c"]).arg(&p));
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains(want), "{err}");
+}

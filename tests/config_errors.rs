@@ -189,7 +189,15 @@ const CONF_CASES: &[(&str, u32, u32, &str)] = &[
         "resource r { exec /x on other { remote none } }\n",
         1,
         10,
-        "appears in no 'on' section",
+        "No resource r configuration for this node (acceptable node names: me).",
+    ),
+    // A top-level `on` section (control, listen) alone is no part in a
+    // resource.
+    (
+        "on me { control uds:///tmp/c }\nresource r { exec /x on other { remote none } }\n",
+        2,
+        10,
+        "No resource r configuration for this node (acceptable node names: me).",
     ),
     ("\"quoted\" 5\n", 1, 1, "expected a keyword"),
 ];

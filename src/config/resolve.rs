@@ -151,11 +151,15 @@ pub fn resolve(doc: &Document, node: &NodeNames) -> Result<Config, Located> {
             key: key(&res.block, &doc.global)?,
         });
     }
-    if !doc.resources.is_empty() && resources.is_empty() && global_on.is_empty() {
+    // A node that takes part in no resource has nothing to do: as 0.3.4,
+    // refuse the file (a top-level `on` section alone does not count).
+    if !doc.resources.is_empty() && resources.is_empty() {
+        let first = &doc.resources[0].name;
         return Err(Located::new(
-            doc.resources[0].name.pos,
+            first.pos,
             format!(
-                "this node (known as {}) appears in no 'on' section; name it in the file or pick a name with -n",
+                "No resource {} configuration for this node (acceptable node names: {}).",
+                first.value,
                 node.describe()
             ),
         ));
