@@ -35,6 +35,9 @@ pub enum Use {
     Peer,
     /// Where log records go (syslog, standard output and error).
     Log,
+    /// The directory holding syslogd's socket: a new connection to it after
+    /// syslogd restarts (connectat(2) on FreeBSD).
+    LogDirectory,
     /// The worker's own event queue.
     Events,
 }
@@ -135,5 +138,12 @@ pub fn enter() -> io::Result<()> {
             "the sandbox is unavailable (HASTMON_TEST_NO_SANDBOX)",
         ));
     }
+    // The local time zone is read now: syslog stamps are local time, and
+    // /etc/localtime is out of reach afterwards.
+    unsafe extern "C" {
+        fn tzset();
+    }
+    // SAFETY: tzset(3) has no preconditions; no other thread exists.
+    unsafe { tzset() };
     sys::enter()
 }

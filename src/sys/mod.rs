@@ -6,6 +6,7 @@ pub mod log;
 pub mod pidfile;
 pub mod proctitle;
 pub mod ratelimit;
+pub mod syslog;
 
 /// Detaches from the terminal as daemon(3) does: fork, new session,
 /// working directory `/`, standard descriptors on `/dev/null`.

@@ -201,11 +201,16 @@ impl Worker {
         use crate::sandbox::{Use, drop_privileges, enter, limit};
         limit(self.channel.as_fd(), Use::Channel)?;
         limit(self.poller.queue_fd(), Use::Events)?;
-        let log = crate::sys::log::syslog_fd().into_iter().chain(0..=2);
-        for fd in log {
+        let (syslog, syslog_dir) = crate::sys::log::syslog_fds();
+        for fd in syslog.into_iter().chain(0..=2) {
             // SAFETY: the standard descriptors and the syslog connection
             // stay open for the worker's whole life.
             limit(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, Use::Log)?;
+        }
+        if let Some(fd) = syslog_dir {
+            // SAFETY: as above: held by the logger for the worker's life.
+            let dir = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            limit(dir, Use::LogDirectory)?;
         }
         if let Some(user) = &plan.user {
             drop_privileges(user)?;
