@@ -37,3 +37,7 @@ pub fn limit(fd: BorrowedFd<'_>, use_: Use) -> io::Result<()> {
 pub fn enter() -> io::Result<()> {
     capsicum::enter()
 }
+
+pub fn kernel_mode() -> Option<io::Result<bool>> {
+    Some(capsicum::get_mode())
+}

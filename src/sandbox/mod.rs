@@ -128,6 +128,13 @@ pub fn refusal_name(e: &io::Error) -> Option<&'static str> {
     }
 }
 
+/// Whether the kernel reports this process as sandboxed, where it has a
+/// call for that: `cap_getmode(2)` on FreeBSD. `None` on Linux, where the
+/// filter refuses prctl and `/proc/<pid>/status` shows it from outside.
+pub fn kernel_mode() -> Option<io::Result<bool>> {
+    sys::kernel_mode()
+}
+
 /// Enters the sandbox; the process stays in it until it exits.
 pub fn enter() -> io::Result<()> {
     // Test builds can act out a kernel without a sandbox.

@@ -54,7 +54,7 @@ for target in $targets; do
 	i686-*)
 		bits=32
 		toolchain=(+nightly)
-		buildstd=(-Zbuild-std=std,panic_abort)
+		buildstd=("-Zbuild-std=std,panic_abort")
 		rustup toolchain install nightly --profile minimal \
 			--component rust-src,clippy >/dev/null 2>&1 ||
 			rustup component add rust-src clippy --toolchain nightly >/dev/null
