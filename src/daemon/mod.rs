@@ -121,7 +121,7 @@ pub fn run(opts: Options) -> i32 {
         Ok(l) => l,
         Err(e) => {
             log_error!("Unable to listen on address {}: {e}.", opts.config.listen);
-            control.remove();
+            control.discard();
             if let Some(p) = pidfile {
                 p.remove();
             }
@@ -131,7 +131,7 @@ pub fn run(opts: Options) -> i32 {
     if !opts.foreground {
         if let Err(e) = crate::sys::daemonize() {
             log_error!("Unable to daemonize: {e}.");
-            control.remove();
+            control.discard();
             return exit::OSERR;
         }
     }
@@ -209,6 +209,13 @@ fn serve(
         if let Some(deadline) = shutdown {
             if sup.quiet() {
                 guardian.dismiss();
+                listen.deregister(&mut poller);
+                // Everything registered was deregistered before it closed;
+                // anything left is a descriptor closed under the poller.
+                let left = poller.registrations();
+                if left > 0 {
+                    log_warning!("{left} descriptors were still registered at shutdown.");
+                }
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -234,7 +241,7 @@ fn serve(
                     log_notice!("Termination signal received, exiting.");
                     // No new requests: the socket goes away first.
                     if let Some(c) = control.take() {
-                        c.remove();
+                        c.remove(ctx.poller);
                     }
                     sup.terminate_all();
                     shutdown =

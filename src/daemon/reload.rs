@@ -141,7 +141,7 @@ pub fn reload(
                     new.listen
                 );
                 if let Some(c) = new_control {
-                    c.remove();
+                    c.discard();
                 }
                 return None;
             }
@@ -149,8 +149,7 @@ pub fn reload(
     }
     if let Some(c) = new_control {
         if let Some(old) = control.take() {
-            old.deregister(poller);
-            old.remove();
+            old.remove(poller);
         }
         if let Err(e) = c.register(poller) {
             log_error!("Unable to watch the new control socket: {e}.");

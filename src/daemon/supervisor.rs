@@ -15,7 +15,7 @@ use super::hooks::{self, Finished, Hooks};
 use super::outbound::{self, Outbound, Outcome, Purpose};
 use super::{peers, workers};
 use crate::config::{Config, Resource};
-use crate::event::{ExitStatus, Interest, Poller, TimerId, Token};
+use crate::event::{ExitStatus, Poller, TimerId, Token};
 use crate::proto::hmac::Session;
 use crate::proto::msg::HookEvent;
 use crate::role::resource::{
@@ -400,12 +400,11 @@ impl Supervisor {
         } else {
             token + 1
         };
-        let watched = ctx
-            .poller
-            .register(channel.as_fd(), Token(token), Interest::Read)
-            .and_then(|()| ctx.poller.watch_process(pid));
-        if let Err(e) = watched {
-            log_error!("[{name}] Unable to watch worker (pid={pid}): {e}.");
+        if let Err(e) = workers::watch(ctx.poller, &channel, Token(token), pid) {
+            // Unwatched, its exit would never be seen: end it now, and let
+            // the exit take the usual way (restart or fall back).
+            log_error!("[{name}] Unable to watch worker (pid={pid}): {e}; killing it.");
+            return self.input(ctx, i, exited(id, WorkerExit::Code(crate::exit::TEMPFAIL)));
         }
         if let Some((remote, first, second, sessions)) = handoff {
             let sessions = sessions.map(|s| s.map(|s| s.state()));

@@ -206,6 +206,10 @@ impl Selector {
         Ok(())
     }
 
+    pub(super) fn registrations(&self) -> usize {
+        self.io.len()
+    }
+
     pub(super) fn watch_process(&mut self, pid: Pid) -> io::Result<()> {
         let ident =
             usize::try_from(pid.as_raw()).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
