@@ -26,8 +26,7 @@ pub struct ListenServer {
 
 impl ListenServer {
     pub fn bind(addr: SocketAddr, known: Vec<IpAddr>) -> std::io::Result<ListenServer> {
-        // std sets SO_REUSEADDR, so a restart does not wait for TIME_WAIT.
-        let listener = TcpListener::bind(addr)?;
+        let listener = crate::sys::net::listen_tcp(addr)?;
         listener.set_nonblocking(true)?;
         Ok(ListenServer {
             listener,

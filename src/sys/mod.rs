@@ -3,6 +3,7 @@
 pub mod fd;
 pub mod host;
 pub mod log;
+pub mod net;
 pub mod pidfile;
 pub mod proctitle;
 pub mod ratelimit;
