@@ -149,7 +149,7 @@ fn an_unknown_worker_user_stops_the_daemon_with_ex_nouser() {
     assert_eq!(out.status.code(), Some(67));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("User no-such-user-here does not exist."),
+        err.contains("User no-such-user-here does not exist: create it, or name another with -u."),
         "{err}"
     );
     assert!(!node.dir.join("ctl").exists());
@@ -187,4 +187,84 @@ fn a_worker_that_cannot_enter_the_sandbox_refuses_to_run_unless_allowed() {
     let (node, log) = without_sandbox("allowed", &["-S"], "Running without a sandbox");
     assert!(log.contains("as -S allows"), "{log}");
     wait_for(10, "the resource to run", || node.running().then_some(()));
+}
+
+/// The root directory of process `pid`.
+#[cfg(target_os = "linux")]
+fn root_of(pid: i32) -> std::path::PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/root")).unwrap()
+}
+
+#[cfg(target_os = "freebsd")]
+fn root_of(pid: i32) -> std::path::PathBuf {
+    let out = std::process::Command::new("procstat")
+        .args(["-f", &pid.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&"root")).then(|| f.last().unwrap().into())
+        })
+        .unwrap_or_else(|| panic!("no root in procstat -f:\n{text}"))
+}
+
+#[test]
+fn workers_are_chrooted_to_an_empty_directory() {
+    if !Uid::effective().is_root() {
+        return;
+    }
+    let mut node = Node::new(
+        "chroot",
+        "alpha",
+        "resource www {\n exec {hook}\n heartbeat_interval 0.2\n on alpha { remote none role_on_start primary }\n}\n",
+    );
+    let empty = node.dir.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    node.start_with(&[], &[("HASTMON_TEST_CHROOT", empty.to_str().unwrap())]);
+    wait_for(10, "the resource to run", || node.running().then_some(()));
+    let pid = worker(&node);
+    assert_eq!(root_of(pid), empty);
+    // The main process keeps the real root: it runs the hooks.
+    assert_eq!(root_of(node.pid()), std::path::Path::new("/"));
+}
+
+#[test]
+fn without_u_workers_run_as_hastmon_or_nobody_where_it_does_not_exist() {
+    if !Uid::effective().is_root() {
+        return;
+    }
+    let node = Node::new(
+        "defaultuser",
+        "alpha",
+        "resource www {\n exec {hook}\n heartbeat_interval 0.2\n on alpha { remote none role_on_start primary }\n}\n",
+    );
+    // Started by hand: Node::start passes -u.
+    let log = std::fs::File::create(node.dir.join("daemon.log")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hastmon"))
+        .args(["-F", "-n", "alpha", "-c"])
+        .arg(node.dir.join("hastmon.conf"))
+        .arg("-P")
+        .arg(node.dir.join("pid"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_for(10, "the resource to run", || node.running().then_some(()));
+    let pid = worker(&node);
+    let hastmon = User::from_name("hastmon").unwrap();
+    let expected = hastmon.clone().map_or_else(
+        || User::from_name("nobody").unwrap().unwrap().uid.as_raw(),
+        |u| u.uid.as_raw(),
+    );
+    assert!(uids(pid).iter().all(|&u| u == expected), "{:?}", uids(pid));
+    let text = node.log();
+    assert_eq!(
+        text.contains("User hastmon does not exist; workers run as nobody."),
+        hastmon.is_none(),
+        "{text}"
+    );
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    child.wait().unwrap();
 }

@@ -45,8 +45,9 @@ pub struct Options {
     pub pidfile: PathBuf,
     /// The node name given with -n, kept for reloads.
     pub node: Option<String>,
-    /// The user workers run as (when the daemon is root).
-    pub user: String,
+    /// The user workers run as (when the daemon is root); `None`: the
+    /// default, `hastmon`, or `nobody` where that does not exist.
+    pub user: Option<String>,
     /// Refuse to run workers that cannot enter the sandbox.
     pub sandbox_required: bool,
 }
@@ -84,8 +85,14 @@ pub fn run(opts: Options) -> i32 {
     if opts.foreground {
         write_pid(pidfile.as_mut());
     }
-    let sandbox = match crate::sandbox::Plan::for_user(&opts.user, opts.sandbox_required) {
-        Ok(p) => p,
+    let sandbox = match crate::sandbox::Plan::for_user(opts.user.as_deref(), opts.sandbox_required)
+    {
+        Ok((p, warnings)) => {
+            for w in warnings {
+                log_warning!("{w}");
+            }
+            p
+        }
         Err(e) => {
             log_error!("{e}");
             if let Some(p) = pidfile {

@@ -193,12 +193,12 @@ impl Worker {
         })
     }
 
-    /// Narrows every descriptor held, becomes the unprivileged user, and
-    /// enters the sandbox. Everything the worker will ever use is open by
+    /// Narrows every descriptor held, chroots, becomes the unprivileged
+    /// user, and enters the sandbox. Everything the worker will ever use is open by
     /// now, except peer connections, which arrive over the channel and are
     /// narrowed as they come.
     fn confine(&self, plan: &crate::sandbox::Plan) -> std::io::Result<()> {
-        use crate::sandbox::{Use, drop_privileges, enter, limit};
+        use crate::sandbox::{Use, enter, isolate, limit};
         limit(self.channel.as_fd(), Use::Channel)?;
         limit(self.poller.queue_fd(), Use::Events)?;
         let (syslog, syslog_dir) = crate::sys::log::syslog_fds();
@@ -212,9 +212,7 @@ impl Worker {
             let dir = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
             limit(dir, Use::LogDirectory)?;
         }
-        if let Some(user) = &plan.user {
-            drop_privileges(user)?;
-        }
+        isolate(plan)?;
         enter()
     }
 

@@ -135,6 +135,12 @@ impl Node {
             .arg(self.dir.join("hastmon.conf"))
             .arg("-P")
             .arg(self.dir.join("pid"))
+            // Explicit: the default user, hastmon, may not exist here.
+            .args(if args.contains(&"-u") {
+                &[][..]
+            } else {
+                &["-u", WORKER_USER][..]
+            })
             .args(args)
             .envs(env.iter().copied())
             .stdout(log.try_clone().unwrap())
