@@ -1,5 +1,6 @@
 //! The guardian as a process of its own: `kill -TERM` ends it, and what it
-//! logs carries its own pid, not the dead main process's.
+//! logs carries its own pid, not the dead main process's. Syslog records
+//! are read from a socket of the test's own (`HASTMON_TEST_SYSLOG`).
 
 mod common;
 
@@ -83,6 +84,22 @@ fn the_guardian_logs_under_its_own_pid() {
     wait_for(10, "the resource to run", || node.running().then_some(()));
     let main = node.pid();
     let guardian = guardian_of(main);
+    // A sandboxed worker logs too, under its pid: the sandbox lets its
+    // records out (the seccomp list, capsicum's narrowed socket).
+    let worker: i32 = wait_for(10, "the worker's pid", || {
+        node.status_field("www", "workerpid")?.parse().ok()
+    });
+    // The probe (test builds, SIGUSR1) makes it log from inside the sandbox.
+    kill(Pid::from_raw(worker), Signal::SIGUSR1).unwrap();
+    let tag = format!(" hastmon[{worker}]: [www] (primary) Sandbox probe: open: ");
+    wait_for(10, "a record from the worker", || {
+        records
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.contains(&tag))
+            .then_some(())
+    });
     // The main process dies without a word: the guardian takes over.
     node.signal(Signal::SIGKILL);
     let line = wait_for(20, "the guardian's record", || {
