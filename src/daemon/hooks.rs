@@ -228,6 +228,7 @@ impl Hooks {
             child.stdout.take().map(|p| (OwnedFd::from(p), false)),
             child.stderr.take().map(|p| (OwnedFd::from(p), true)),
         ];
+        let mut output_ids = Vec::new();
         for (fd, stderr) in pipes.into_iter().flatten() {
             let id = self.id();
             let _ = crate::sys::fd::set_nonblocking(&fd);
@@ -235,6 +236,7 @@ impl Hooks {
                 log_warning!("{label}: its output is lost: {e}.");
                 continue;
             }
+            output_ids.push(id);
             self.outputs.insert(
                 id,
                 Output {
@@ -247,9 +249,23 @@ impl Hooks {
         }
         // The child is reaped through the poller; `child` is dropped
         // without waiting.
-        poller.watch_process(pid)?;
         let timer = TimerId(self.id());
-        poller.set_timer(timer, req.timeout, false)?;
+        let watched = poller
+            .watch_process(pid)
+            .and_then(|()| poller.set_timer(timer, req.timeout, false));
+        if let Err(e) = watched {
+            // Unwatched, it would run unbounded and unreaped: end it, and
+            // leave none of its pipes registered.
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            let _ = poller.cancel_timer(timer);
+            for id in output_ids {
+                if let Some(out) = self.outputs.remove(&id) {
+                    let _ = poller.deregister(out.pipe.as_fd());
+                }
+            }
+            return Err(e);
+        }
         self.running.insert(
             req.resource,
             Running {
