@@ -355,6 +355,18 @@ fn timer_ids_beyond_32_bits_fire_under_their_own_id() {
     assert_eq!(events_within_quiet(&mut poller), vec![]);
 }
 
+/// 30 days is past 2^31 ms, the most a 32-bit kqueue `data` holds.
+#[test]
+fn a_timer_of_thirty_days_can_be_set_and_cancelled() {
+    let mut poller = Poller::new().unwrap();
+    let month = Duration::from_secs(30 * 24 * 3600);
+    poller.set_timer(TimerId(4), month, false).unwrap();
+    poller.set_timer(TimerId(5), month, true).unwrap();
+    assert_eq!(events_within_quiet(&mut poller), vec![]);
+    poller.cancel_timer(TimerId(4)).unwrap();
+    poller.cancel_timer(TimerId(5)).unwrap();
+}
+
 #[test]
 fn cancelled_timer_with_unreported_expiry_stays_quiet() {
     let mut poller = Poller::new().unwrap();

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | descriptor | `EVFILT_READ`, `EVFILT_WRITE` | the descriptor |
 //! | process exit | `EVFILT_PROC` + `NOTE_EXIT` (one-shot) | the pid |
-//! | timer | `EVFILT_TIMER` + `NOTE_MSECONDS` (`EV_ONESHOT` unless periodic) | a small number standing for the timer id |
+//! | timer | `EVFILT_TIMER` + `NOTE_MSECONDS`, or `NOTE_SECONDS` past 2^31 ms (`EV_ONESHOT` unless periodic) | a small number standing for the timer id |
 //! | signal | `EVFILT_SIGNAL` | the signal number |
 //!
 //! The kernel keeps processes by ident, so apart from the caller's tokens
@@ -240,8 +240,18 @@ impl Selector {
         after: Duration,
         periodic: bool,
     ) -> io::Result<()> {
-        let ms = isize::try_from(after.as_millis())
-            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // `data` is an intptr_t to nix: 32 bits on i386, where milliseconds
+        // run out after 24 days; longer delays are given in seconds,
+        // rounded up.
+        let (unit, amount) = match isize::try_from(after.as_millis()) {
+            Ok(ms) => (FilterFlag::NOTE_MSECONDS, ms),
+            Err(_) => {
+                let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+                let secs = isize::try_from(secs)
+                    .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+                (FilterFlag::NOTE_SECONDS, secs)
+            }
+        };
         // An existing knote re-added keeps its EV_ONESHOT flag and, on
         // kernels without a timer `f_touch`, keeps running on its old
         // schedule (kqueue_register() in kern_event.c updates only udata,
@@ -259,8 +269,8 @@ impl Selector {
             ident,
             EventFilter::EVFILT_TIMER,
             flags,
-            FilterFlag::NOTE_MSECONDS,
-            ms,
+            unit,
+            amount,
         ));
         if added.is_err() {
             self.timers.release(id);
