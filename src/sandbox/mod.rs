@@ -12,7 +12,8 @@
 //! | Linux | `seccomp.rs` | `PR_SET_NO_NEW_PRIVS`, then a seccomp filter that allows the worker's system calls and makes every other one fail with `EPERM` (descriptor rights are not narrowed: the filter already keeps the worker from anything new) |
 //!
 //! Each backend provides `fn limit(fd: BorrowedFd<'_>, use_: Use) ->
-//! io::Result<()>` and `fn enter() -> io::Result<()>`.
+//! io::Result<()>`, `fn enter() -> io::Result<()>` and `fn kernel_mode()
+//! -> Option<io::Result<bool>>`.
 
 use std::io;
 use std::os::fd::BorrowedFd;
