@@ -317,6 +317,57 @@ fn resetting_a_timer_replaces_it() {
 }
 
 #[test]
+fn a_one_shot_timer_reset_as_periodic_repeats() {
+    let mut poller = Poller::new().unwrap();
+    let tick = Event::Timer(TimerId(9));
+    poller
+        .set_timer(TimerId(9), Duration::from_secs(3600), false)
+        .unwrap();
+    poller
+        .set_timer(TimerId(9), Duration::from_millis(20), true)
+        .unwrap();
+    wait_until(&mut poller, "three ticks", |seen| {
+        seen.iter().filter(|e| **e == tick).count() >= 3
+    });
+    poller.cancel_timer(TimerId(9)).unwrap();
+    assert_eq!(events_within_quiet(&mut poller), vec![], "cancelled");
+}
+
+/// The main process's timer ids start at 2^32 (on FreeBSD they must not
+/// be the kqueue's ident, which is 32 bits wide on i386).
+#[test]
+fn timer_ids_beyond_32_bits_fire_under_their_own_id() {
+    let mut poller = Poller::new().unwrap();
+    let ids = [TimerId(1 << 32), TimerId((2 << 32) + 1), TimerId(u64::MAX)];
+    for (n, &id) in ids.iter().enumerate() {
+        let after = Duration::from_millis(20 * (n as u64 + 1));
+        poller.set_timer(id, after, false).unwrap();
+    }
+    let seen = wait_for(&mut poller, Event::Timer(TimerId(u64::MAX)));
+    assert_eq!(seen, ids.map(Event::Timer).to_vec());
+    // A fired one-shot's number is free again; reusing it must not revive
+    // the old id.
+    poller
+        .set_timer(TimerId(3 << 32), Duration::from_millis(20), false)
+        .unwrap();
+    let seen = wait_for(&mut poller, Event::Timer(TimerId(3 << 32)));
+    assert_eq!(seen, vec![Event::Timer(TimerId(3 << 32))]);
+    assert_eq!(events_within_quiet(&mut poller), vec![]);
+}
+
+/// 30 days is past 2^31 ms, the most a 32-bit kqueue `data` holds.
+#[test]
+fn a_timer_of_thirty_days_can_be_set_and_cancelled() {
+    let mut poller = Poller::new().unwrap();
+    let month = Duration::from_secs(30 * 24 * 3600);
+    poller.set_timer(TimerId(4), month, false).unwrap();
+    poller.set_timer(TimerId(5), month, true).unwrap();
+    assert_eq!(events_within_quiet(&mut poller), vec![]);
+    poller.cancel_timer(TimerId(4)).unwrap();
+    poller.cancel_timer(TimerId(5)).unwrap();
+}
+
+#[test]
 fn cancelled_timer_with_unreported_expiry_stays_quiet() {
     let mut poller = Poller::new().unwrap();
     poller

@@ -37,7 +37,7 @@ struct Cli {
     /// This node's name in the configuration (default: the host name).
     #[arg(short = 'n', value_name = "node")]
     node: Option<String>,
-    /// The unprivileged user workers run as (default: nobody).
+    /// The unprivileged user workers run as (default: hastmon).
     #[arg(short = 'u', value_name = "user")]
     user: Option<String>,
     /// Let workers run where the sandbox is unavailable.
@@ -83,7 +83,7 @@ fn main() -> ExitCode {
             .pidfile
             .unwrap_or_else(|| PathBuf::from(defaults::PIDFILE)),
         node,
-        user: cli.user.unwrap_or_else(|| defaults::USER.to_string()),
+        user: cli.user,
         sandbox_required: !cli.unsandboxed,
     });
     ExitCode::from(code as u8)

@@ -32,8 +32,13 @@ pub mod defaults {
     use std::time::Duration;
 
     pub const CONFIG: &str = "/usr/local/etc/hastmon.conf";
-    /// Workers run as this user when the daemon runs as root.
-    pub const USER: &str = "nobody";
+    /// Workers run as this user when the daemon runs as root (the port
+    /// creates it, as hastd's port creates `hast`).
+    pub const USER: &str = "hastmon";
+    /// The user taken when [`USER`] does not exist and `-u` was not given.
+    pub const FALLBACK_USER: &str = "nobody";
+    /// Workers are chrooted here before they enter the sandbox.
+    pub const CHROOT: &str = "/var/empty";
     pub const PIDFILE: &str = "/var/run/hastmon.pid";
     pub const TIMEOUT: Duration = Duration::from_secs(5);
     pub const ATTEMPTS: u32 = 5;

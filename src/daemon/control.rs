@@ -95,9 +95,13 @@ impl ControlServer {
         self.inbox.expire(poller, id);
     }
 
-    /// Stops watching the socket and its connections.
-    pub fn deregister(&self, poller: &mut Poller) {
+    /// Stops watching the socket, and closes its connections (which are
+    /// deregistered first: a descriptor closed while registered leaves a
+    /// stale registration that a later descriptor of the same number
+    /// collides with).
+    fn deregister(&mut self, poller: &mut Poller) {
         let _ = poller.deregister(self.listener.as_fd());
+        self.inbox.close_all(poller);
     }
 
     /// Every descriptor this holds, for a forked worker to close.
@@ -106,8 +110,42 @@ impl ControlServer {
         self.inbox.descriptors(out);
     }
 
-    /// Removes the socket file; the descriptor closes when dropped.
-    pub fn remove(self) {
+    /// Stops watching and closes the socket and its connections, and
+    /// removes the socket file.
+    pub fn remove(mut self, poller: &mut Poller) {
+        self.deregister(poller);
         let _ = std::fs::remove_file(&self.path);
+    }
+
+    /// Removes the socket file of a server never registered (start-up
+    /// failed before the event loop).
+    pub fn discard(self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removing_leaves_nothing_registered() {
+        let dir = std::env::temp_dir().join(format!("hastmon-ctl-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ctl");
+        let mut poller = Poller::new().unwrap();
+        let mut server = ControlServer::bind(&path).unwrap();
+        server.register(&mut poller).unwrap();
+        let _idle = [
+            UnixStream::connect(&path).unwrap(),
+            UnixStream::connect(&path).unwrap(),
+        ];
+        server.accept(&mut poller);
+        assert_eq!(poller.registrations(), 3, "the listener and two clients");
+        server.remove(&mut poller);
+        assert_eq!(poller.registrations(), 0);
+        assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

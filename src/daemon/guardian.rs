@@ -93,6 +93,17 @@ impl Guardian {
                 unsafe { crate::sys::fd::close_raw(close) };
                 crate::sys::proctitle::set("guardian");
                 crate::sys::log::set_prefix("(guardian) ");
+                // The main process blocked its signals before forking us.
+                // SIGTERM must end the guardian (`kill -TERM`); SIGINT and
+                // SIGHUP stay blocked, so a terminal's ^C or hang-up, sent
+                // to the whole group, leaves it to the main process, which
+                // dismisses it or reloads. Its hooks start unblocked (std
+                // clears the mask before exec).
+                let mut term = nix::sys::signal::SigSet::empty();
+                term.add(Signal::SIGTERM);
+                if let Err(e) = term.thread_unblock() {
+                    log_warning!("Unable to unblock SIGTERM: {e}.");
+                }
                 let code = watch(read);
                 std::process::exit(code)
             }

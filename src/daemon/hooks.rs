@@ -86,6 +86,7 @@ impl Hooks {
             child.stdout.take().map(|p| (OwnedFd::from(p), false)),
             child.stderr.take().map(|p| (OwnedFd::from(p), true)),
         ];
+        let mut output_ids = Vec::new();
         for (fd, stderr) in pipes.into_iter().flatten() {
             let id = self.id();
             let _ = crate::sys::fd::set_nonblocking(&fd);
@@ -93,6 +94,7 @@ impl Hooks {
                 log_warning!("{label}: its output is lost: {e}.");
                 continue;
             }
+            output_ids.push(id);
             self.outputs.insert(
                 id,
                 Output {
@@ -106,8 +108,15 @@ impl Hooks {
         // The child is reaped through the poller; `child` is dropped
         // without waiting.
         if let Err(e) = poller.watch_process(pid) {
-            // Unwatched, its exit would never be seen: end it now.
+            // Unwatched, it would run unbounded and unreaped: end it, and
+            // leave none of its pipes registered.
             let _ = killpg(pid, Signal::SIGKILL);
+            let _ = child.wait();
+            for id in output_ids {
+                if let Some(out) = self.outputs.remove(&id) {
+                    let _ = poller.deregister(out.pipe.as_fd());
+                }
+            }
             return Err(e);
         }
         self.running.insert(hook, pid);

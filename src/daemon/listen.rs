@@ -26,8 +26,7 @@ pub struct ListenServer {
 
 impl ListenServer {
     pub fn bind(addr: SocketAddr, known: Vec<IpAddr>) -> std::io::Result<ListenServer> {
-        // std sets SO_REUSEADDR, so a restart does not wait for TIME_WAIT.
-        let listener = TcpListener::bind(addr)?;
+        let listener = crate::sys::net::listen_tcp(addr)?;
         listener.set_nonblocking(true)?;
         Ok(ListenServer {
             listener,
@@ -84,5 +83,28 @@ impl ListenServer {
     pub fn descriptors(&self, out: &mut Vec<RawFd>) {
         out.push(self.listener.as_raw_fd());
         self.inbox.descriptors(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deregistering_leaves_nothing_registered() {
+        let mut poller = Poller::new().unwrap();
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        let mut server = ListenServer::bind((loopback, 0).into(), vec![loopback]).unwrap();
+        server.register(&mut poller).unwrap();
+        let addr = server.listener.local_addr().unwrap();
+        let _idle = TcpStream::connect(addr).unwrap();
+        // The connection may take a moment to be acceptable.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while poller.registrations() < 2 && std::time::Instant::now() < deadline {
+            server.accept(&mut poller);
+        }
+        assert_eq!(poller.registrations(), 2, "the listener and one peer");
+        server.deregister(&mut poller);
+        assert_eq!(poller.registrations(), 0);
     }
 }

@@ -38,8 +38,9 @@ pub struct Options {
     pub pidfile: PathBuf,
     /// The node name given with -n, kept for reloads.
     pub node: Option<String>,
-    /// The user workers run as (when the daemon is root).
-    pub user: String,
+    /// The user workers run as (when the daemon is root); `None`: the
+    /// default, `hastmon`, or `nobody` where that does not exist.
+    pub user: Option<String>,
     /// Refuse to run workers that cannot enter the sandbox.
     pub sandbox_required: bool,
 }
@@ -77,8 +78,14 @@ pub fn run(opts: Options) -> i32 {
     if opts.foreground {
         write_pid(pidfile.as_mut());
     }
-    let sandbox = match crate::sandbox::Plan::for_user(&opts.user, opts.sandbox_required) {
-        Ok(p) => p,
+    let sandbox = match crate::sandbox::Plan::for_user(opts.user.as_deref(), opts.sandbox_required)
+    {
+        Ok((p, warnings)) => {
+            for w in warnings {
+                log_warning!("{w}");
+            }
+            p
+        }
         Err(e) => {
             log_error!("{e}");
             if let Some(p) = pidfile {
@@ -114,7 +121,7 @@ pub fn run(opts: Options) -> i32 {
         Ok(l) => l,
         Err(e) => {
             log_error!("Unable to listen on address {}: {e}.", opts.config.listen);
-            control.remove();
+            control.discard();
             if let Some(p) = pidfile {
                 p.remove();
             }
@@ -125,7 +132,7 @@ pub fn run(opts: Options) -> i32 {
         && let Err(e) = crate::sys::daemonize()
     {
         log_error!("Unable to daemonize: {e}.");
-        control.remove();
+        control.discard();
         return exit::OSERR;
     }
     crate::sys::log::init("hastmon", opts.foreground, true, opts.debug);

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::event::{Interest, Poller, Token};
+use crate::event::{Poller, Token};
 use crate::log_error;
 use crate::node::WorkerRef;
 use crate::worker::channel::Channel;
@@ -37,7 +37,8 @@ pub struct Procs {
 
 impl Procs {
     /// Watches a forked worker: its channel and its exit. On failure the
-    /// worker is killed, and the error returned.
+    /// worker is killed and reaped, nothing of it stays registered, and
+    /// the error is returned.
     pub fn add(
         &mut self,
         poller: &mut Poller,
@@ -47,13 +48,7 @@ impl Procs {
     ) -> std::io::Result<()> {
         let token = BASE + self.next;
         self.next = (self.next + 1) % (END - BASE);
-        if let Err(e) = poller.watch_process(pid) {
-            let _ = kill(pid, Signal::SIGKILL);
-            // Unwatched, its exit would never be seen: reap it here.
-            let _ = nix::sys::wait::waitpid(pid, None);
-            return Err(e);
-        }
-        let registered = poller.register(channel.as_fd(), Token(token), Interest::Read);
+        super::workers::watch(poller, &channel, Token(token), pid)?;
         self.by_token.insert(token, worker);
         self.procs.insert(
             worker,
@@ -63,11 +58,6 @@ impl Procs {
                 channel: Some(channel),
             },
         );
-        if let Err(e) = registered {
-            // Deaf to it, we could not run its hooks: it is replaced.
-            let _ = kill(pid, Signal::SIGKILL);
-            return Err(e);
-        }
         Ok(())
     }
 

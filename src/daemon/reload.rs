@@ -52,7 +52,7 @@ pub fn reload(
                     new.listen
                 );
                 if let Some(c) = new_control {
-                    c.remove();
+                    c.discard();
                 }
                 return None;
             }
@@ -60,8 +60,7 @@ pub fn reload(
     }
     if let Some(c) = new_control {
         if let Some(old) = control.take() {
-            old.deregister(poller);
-            old.remove();
+            old.remove(poller);
         }
         if let Err(e) = c.register(poller) {
             log_error!("Unable to watch the new control socket: {e}.");

@@ -129,6 +129,13 @@ impl<'o> Shell<'o> {
             self.guardian.update(views);
             if self.exit {
                 self.guardian.dismiss();
+                self.listen.deregister(&mut self.poller);
+                // Everything registered was deregistered before it closed;
+                // anything left is a descriptor closed under the poller.
+                let left = self.poller.registrations();
+                if left > 0 {
+                    log_warning!("{left} descriptors were still registered at shutdown.");
+                }
                 return Ok(());
             }
             self.arm()?;
@@ -161,8 +168,7 @@ impl<'o> Shell<'o> {
             Event::Signal(Signal::SIGTERM | Signal::SIGINT) => {
                 // No new requests: the socket goes away first.
                 if let Some(c) = self.control.take() {
-                    c.deregister(&mut self.poller);
-                    c.remove();
+                    c.remove(&mut self.poller);
                 }
                 self.feed(Input::Terminate);
             }
@@ -572,7 +578,12 @@ impl<'o> Shell<'o> {
             }
         };
         if let Err(e) = self.procs.add(&mut self.poller, worker, pid, channel) {
-            log_error!("[{name}] Unable to watch worker (pid={pid}): {e}.");
+            // Killed and reaped: its end takes the usual way (restart or
+            // fall back).
+            log_error!("[{name}] Unable to watch worker (pid={pid}): {e}; killed it.");
+            let exit = WorkerExit::Code(crate::exit::TEMPFAIL);
+            self.pending.push_back(Input::WorkerExited { worker, exit });
+            return;
         }
         if let Some((remote, (first, s1), (second, s2))) = conns {
             let sessions = match (s1, s2) {

@@ -111,3 +111,103 @@ pub(super) fn decode_wait_status(raw: libc::c_int) -> ExitStatus {
         ExitStatus::Exited(libc::WEXITSTATUS(raw))
     }
 }
+
+/// Small kernel idents for the caller's timer ids. A kqueue timer is
+/// named by its `ident`, a `uintptr_t`: 32 bits on i386, armv7 and
+/// powerpc, where the main process's ids (2^32 and up) do not fit. Each
+/// armed timer gets the lowest free ident instead, as epoll's backend names
+/// its timers by their (small) descriptor numbers.
+#[derive(Debug, Default)]
+#[cfg_attr(not(target_os = "freebsd"), allow(dead_code))]
+pub(super) struct TimerIdents {
+    by_id: std::collections::HashMap<super::TimerId, usize>,
+    by_ident: std::collections::HashMap<usize, (super::TimerId, bool)>,
+    /// Idents released, reused before new ones are taken.
+    free: Vec<usize>,
+    next: usize,
+}
+
+#[cfg_attr(not(target_os = "freebsd"), allow(dead_code))]
+impl TimerIdents {
+    /// The ident of an armed timer.
+    pub(super) fn get(&self, id: super::TimerId) -> Option<usize> {
+        self.by_id.get(&id).copied()
+    }
+
+    /// The ident for `id`, armed as `periodic`: the one it has, or a new one.
+    pub(super) fn assign(&mut self, id: super::TimerId, periodic: bool) -> usize {
+        let ident = match self.by_id.get(&id) {
+            Some(&ident) => ident,
+            None => {
+                let ident = self.free.pop().unwrap_or_else(|| {
+                    // Ident 0 is left unused: it is the blank event's.
+                    self.next += 1;
+                    self.next
+                });
+                self.by_id.insert(id, ident);
+                ident
+            }
+        };
+        self.by_ident.insert(ident, (id, periodic));
+        ident
+    }
+
+    /// The timer an ident names, and whether it repeats.
+    pub(super) fn lookup(&self, ident: usize) -> Option<(super::TimerId, bool)> {
+        self.by_ident.get(&ident).copied()
+    }
+
+    /// Forgets `id` (cancelled, or a one-shot that fired); returns the
+    /// ident it had.
+    pub(super) fn release(&mut self, id: super::TimerId) -> Option<usize> {
+        let ident = self.by_id.remove(&id)?;
+        self.by_ident.remove(&ident);
+        self.free.push(ident);
+        Some(ident)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::TimerId;
+    use super::TimerIdents;
+
+    #[test]
+    fn timer_ids_above_32_bits_get_small_idents() {
+        let mut t = TimerIdents::default();
+        let ids: Vec<TimerId> = (1..=9u64).map(|k| TimerId((k << 32) + k)).collect();
+        let idents: Vec<usize> = ids.iter().map(|&id| t.assign(id, false)).collect();
+        assert_eq!(idents, (1..=9).collect::<Vec<_>>());
+        for (&id, &ident) in ids.iter().zip(&idents) {
+            assert!(u32::try_from(ident).is_ok());
+            assert_eq!(t.get(id), Some(ident));
+            assert_eq!(t.lookup(ident), Some((id, false)));
+        }
+    }
+
+    #[test]
+    fn rearming_keeps_the_ident_and_takes_the_new_mode() {
+        let mut t = TimerIdents::default();
+        let id = TimerId(3 << 32);
+        let ident = t.assign(id, true);
+        assert_eq!(t.assign(id, false), ident);
+        assert_eq!(t.lookup(ident), Some((id, false)));
+    }
+
+    #[test]
+    fn released_idents_are_reused_and_no_longer_name_the_old_timer() {
+        let mut t = TimerIdents::default();
+        let a = TimerId(1 << 32);
+        let b = TimerId(2 << 32);
+        let c = TimerId(u64::MAX);
+        let ia = t.assign(a, false);
+        let ib = t.assign(b, true);
+        assert_eq!(t.release(a), Some(ia));
+        assert_eq!(t.release(a), None);
+        assert_eq!(t.get(a), None);
+        assert_eq!(t.lookup(ia), None);
+        assert_eq!(t.assign(c, false), ia);
+        assert_eq!(t.lookup(ia), Some((c, false)));
+        assert_eq!(t.lookup(ib), Some((b, true)));
+    }
+}

@@ -151,6 +151,13 @@ impl Selector {
         self.remove_source(fd)
     }
 
+    pub(super) fn registrations(&self) -> usize {
+        self.sources
+            .values()
+            .filter(|s| matches!(s, Source::Io { .. }))
+            .count()
+    }
+
     pub(super) fn watch_process(&mut self, pid: Pid) -> io::Result<()> {
         if self.processes.contains_key(&pid) {
             return Ok(());

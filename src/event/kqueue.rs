@@ -5,12 +5,14 @@
 //! |---|---|---|
 //! | descriptor | `EVFILT_READ`, `EVFILT_WRITE` | the descriptor |
 //! | process exit | `EVFILT_PROC` + `NOTE_EXIT` (one-shot) | the pid |
-//! | timer | `EVFILT_TIMER` + `NOTE_MSECONDS` (`EV_ONESHOT` unless periodic) | the timer id |
+//! | timer | `EVFILT_TIMER` + `NOTE_MSECONDS`, or `NOTE_SECONDS` past 2^31 ms (`EV_ONESHOT` unless periodic) | a small number standing for the timer id |
 //! | signal | `EVFILT_SIGNAL` | the signal number |
 //!
-//! The kernel keeps timers and processes by ident, so apart from the
-//! caller's tokens (which do not fit `udata` on 32-bit systems) nothing is
-//! kept here.
+//! The kernel keeps processes by ident, so apart from the caller's tokens
+//! (which do not fit `udata` on 32-bit systems) and the timers' idents
+//! nothing is kept here. A timer id is not its ident: idents are
+//! `uintptr_t`, 32 bits on i386, armv7 and powerpc, and the main process's
+//! timer ids start at 2^32 (`common::TimerIdents` hands out small ones).
 
 use std::collections::HashMap;
 use std::io;
@@ -36,6 +38,7 @@ pub(super) struct Selector {
     /// Events found outside `kevent` (see `watch_signals`, `watch_process`),
     /// reported by the next `wait`.
     pending: Vec<Event>,
+    timers: common::TimerIdents,
     buf: Vec<KEvent>,
 }
 
@@ -62,7 +65,8 @@ fn ident_fd(fd: RawFd) -> io::Result<usize> {
 fn duration_timespec(d: Duration) -> libc::timespec {
     libc::timespec {
         tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: d.subsec_nanos().into(),
+        // Below 10^9, so it fits the 32-bit `long` of i386 too.
+        tv_nsec: d.subsec_nanos() as libc::c_long,
     }
 }
 
@@ -97,6 +101,7 @@ impl Selector {
             kq,
             io: HashMap::new(),
             pending: Vec::new(),
+            timers: common::TimerIdents::default(),
             buf: vec![blank; BATCH],
         })
     }
@@ -201,6 +206,10 @@ impl Selector {
         Ok(())
     }
 
+    pub(super) fn registrations(&self) -> usize {
+        self.io.len()
+    }
+
     pub(super) fn watch_process(&mut self, pid: Pid) -> io::Result<()> {
         let ident =
             usize::try_from(pid.as_raw()).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
@@ -231,29 +240,48 @@ impl Selector {
         after: Duration,
         periodic: bool,
     ) -> io::Result<()> {
-        let ident =
-            usize::try_from(id.0).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        let ms = isize::try_from(after.as_millis())
-            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // `data` is an intptr_t to nix: 32 bits on i386, where milliseconds
+        // run out after 24 days; longer delays are given in seconds,
+        // rounded up.
+        let (unit, amount) = match isize::try_from(after.as_millis()) {
+            Ok(ms) => (FilterFlag::NOTE_MSECONDS, ms),
+            Err(_) => {
+                let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+                let secs = isize::try_from(secs)
+                    .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+                (FilterFlag::NOTE_SECONDS, secs)
+            }
+        };
+        // An existing knote re-added keeps its EV_ONESHOT flag and, on
+        // kernels without a timer `f_touch`, keeps running on its old
+        // schedule (kqueue_register() in kern_event.c updates only udata,
+        // fflags and data). Deleting first also drops an expiration still
+        // queued, which "setting replaces" requires.
+        if let Some(ident) = self.timers.get(id) {
+            self.delete(ident, EventFilter::EVFILT_TIMER)?;
+        }
+        let ident = self.timers.assign(id, periodic);
         let mut flags = EvFlags::EV_ADD;
         if !periodic {
             flags |= EvFlags::EV_ONESHOT;
         }
-        // Adding a timer that exists restarts it with the new settings and
-        // discards its unreported expirations (kqueue(2)).
-        self.apply(change(
+        let added = self.apply(change(
             ident,
             EventFilter::EVFILT_TIMER,
             flags,
-            FilterFlag::NOTE_MSECONDS,
-            ms,
-        ))
+            unit,
+            amount,
+        ));
+        if added.is_err() {
+            self.timers.release(id);
+        }
+        added
     }
 
     pub(super) fn cancel_timer(&mut self, id: TimerId) -> io::Result<()> {
-        match usize::try_from(id.0) {
-            Ok(ident) => self.delete(ident, EventFilter::EVFILT_TIMER),
-            Err(_) => Ok(()), // could never have been set
+        match self.timers.release(id) {
+            Some(ident) => self.delete(ident, EventFilter::EVFILT_TIMER),
+            None => Ok(()), // never set, or a one-shot that fired
         }
     }
 
@@ -336,7 +364,18 @@ impl Selector {
                 };
                 events.push(Event::ProcessExited { pid, status });
             }
-            Ok(EventFilter::EVFILT_TIMER) => events.push(Event::Timer(TimerId(ident as u64))),
+            Ok(EventFilter::EVFILT_TIMER) => {
+                // Unknown: cancelled or re-set while this event was in
+                // flight; its expiration is not to be reported.
+                let Some((id, periodic)) = self.timers.lookup(ident) else {
+                    return;
+                };
+                // The kernel dropped a one-shot knote as it returned it.
+                if !periodic {
+                    self.timers.release(id);
+                }
+                events.push(Event::Timer(id));
+            }
             Ok(EventFilter::EVFILT_SIGNAL) => {
                 if let Ok(sig) = Signal::try_from(ident as libc::c_int) {
                     take_pending(sig);

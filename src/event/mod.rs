@@ -24,6 +24,7 @@
 //! fn register(&mut self, fd: BorrowedFd<'_>, token: Token, interest: Interest) -> io::Result<()>
 //! fn reregister(&mut self, fd: BorrowedFd<'_>, token: Token, interest: Interest) -> io::Result<()>
 //! fn deregister(&mut self, fd: BorrowedFd<'_>) -> io::Result<()>
+//! fn registrations(&self) -> usize
 //! fn watch_process(&mut self, pid: Pid) -> io::Result<()>
 //! fn set_timer(&mut self, id: TimerId, after: Duration, periodic: bool) -> io::Result<()>
 //! fn cancel_timer(&mut self, id: TimerId) -> io::Result<()>
@@ -206,6 +207,13 @@ impl Poller {
         interest: Interest,
     ) -> io::Result<()> {
         self.sys.reregister(fd, token, interest)
+    }
+
+    /// How many descriptors are registered (with [`Poller::register`]) now.
+    /// A descriptor closed while registered stays counted: the count shows
+    /// such leaks.
+    pub fn registrations(&self) -> usize {
+        self.sys.registrations()
     }
 
     /// Stops watching `fd`; no event for it is reported afterwards.

@@ -24,6 +24,7 @@ pub fn limit(fd: BorrowedFd<'_>, use_: Use) -> io::Result<()> {
             Right::Getsockname,
         ],
         Use::Log => &[Right::Write],
+        Use::LogDirectory => &[Right::Connectat],
         Use::Events => &[Right::Event, Right::KqueueEvent, Right::KqueueChange],
     };
     let mut set = FileRights::new();
@@ -34,12 +35,9 @@ pub fn limit(fd: BorrowedFd<'_>, use_: Use) -> io::Result<()> {
 }
 
 pub fn enter() -> io::Result<()> {
-    // The local time zone is read now: syslog timestamps need it and
-    // /etc/localtime is out of reach afterwards.
-    unsafe extern "C" {
-        fn tzset();
-    }
-    // SAFETY: tzset(3) has no preconditions; no other thread exists.
-    unsafe { tzset() };
     capsicum::enter()
+}
+
+pub fn kernel_mode() -> Option<io::Result<bool>> {
+    Some(capsicum::get_mode())
 }

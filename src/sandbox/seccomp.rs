@@ -108,3 +108,7 @@ pub fn enter() -> io::Result<()> {
     let program = filter().map_err(io::Error::other)?;
     seccompiler::apply_filter(&program).map_err(io::Error::other)
 }
+
+pub fn kernel_mode() -> Option<io::Result<bool>> {
+    None
+}

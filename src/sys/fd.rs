@@ -22,27 +22,110 @@ pub fn close_from_3() {
     }
 }
 
-/// Every open descriptor of this process, in ascending order.
+/// Every open descriptor of this process, in ascending order. Asks the
+/// kernel for the list (Linux: /proc/self/fd; FreeBSD: the
+/// `kern.proc.filedesc` sysctl, which needs no fdescfs) rather than trying
+/// each number up to getdtablesize(), which is 10^5 to 10^6 on FreeBSD
+/// and would be walked at every worker start. The walk is left only for a
+/// kernel that does not answer.
 pub fn open_descriptors() -> Vec<RawFd> {
-    #[cfg(target_os = "linux")]
-    {
-        // The directory handle itself shows up in the listing; it is gone
-        // again once the listing is read, so drop whatever is no longer
-        // open afterwards.
-        let mut fds: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
-            Ok(dir) => dir
-                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect(),
-            Err(_) => (0..max_descriptors()).collect(),
+    let mut fds = match listed() {
+        Some(fds) => fds,
+        None => (0..max_descriptors()).collect(),
+    };
+    // A listing may hold what it used itself (the /proc directory's own
+    // descriptor): keep only what is still open.
+    fds.retain(|&fd| is_open(fd));
+    fds.sort_unstable();
+    fds.dedup();
+    fds
+}
+
+#[cfg(target_os = "linux")]
+fn listed() -> Option<Vec<RawFd>> {
+    let dir = std::fs::read_dir("/proc/self/fd").ok()?;
+    Some(
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect(),
+    )
+}
+
+/// The `kinfo_file` records of `kern.proc.filedesc.<pid>`: packed, each
+/// `kf_structsize` long, with negative `kf_fd` for the working and root
+/// directories and the like.
+#[cfg(target_os = "freebsd")]
+fn listed() -> Option<Vec<RawFd>> {
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let mib = [
+        libc::CTL_KERN,
+        libc::KERN_PROC,
+        libc::KERN_PROC_FILEDESC,
+        pid,
+    ];
+    let mut len: libc::size_t = 0;
+    // SAFETY: a null old buffer asks only for the size, into `len`.
+    let rc = unsafe {
+        libc::sysctl(
+            mib.as_ptr(),
+            4,
+            std::ptr::null_mut(),
+            &mut len,
+            std::ptr::null(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    // Room for what may open meanwhile.
+    len += len / 4 + 4096;
+    let mut buf = vec![0u8; len];
+    // SAFETY: `buf` is writable for `len` bytes, which the kernel updates
+    // to what it wrote.
+    let rc = unsafe {
+        libc::sysctl(
+            mib.as_ptr(),
+            4,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+            std::ptr::null(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    buf.truncate(len);
+    let fd_offset = std::mem::offset_of!(libc::kinfo_file, kf_fd);
+    Some(kinfo_file_fds(&buf, fd_offset))
+}
+
+/// The descriptor numbers in packed `kinfo_file` records, whose first int
+/// is the record's size and whose `kf_fd` is at `fd_offset`. Apart from
+/// FreeBSD only its test uses it.
+#[cfg_attr(not(target_os = "freebsd"), allow(dead_code))]
+fn kinfo_file_fds(buf: &[u8], fd_offset: usize) -> Vec<RawFd> {
+    let int_at = |at: usize| -> Option<i32> {
+        let bytes = buf.get(at..at + 4)?;
+        Some(i32::from_ne_bytes(bytes.try_into().ok()?))
+    };
+    let mut fds = Vec::new();
+    let mut at = 0;
+    while let Some(size) = int_at(at) {
+        let Ok(size) = usize::try_from(size) else {
+            break;
         };
-        fds.retain(|&fd| is_open(fd));
-        fds.sort_unstable();
-        fds
+        if size < fd_offset + 4 {
+            break;
+        }
+        match int_at(at + fd_offset) {
+            Some(fd) if fd >= 0 => fds.push(fd),
+            _ => {}
+        }
+        at += size;
     }
-    #[cfg(target_os = "freebsd")]
-    {
-        (0..max_descriptors()).filter(|&fd| is_open(fd)).collect()
-    }
+    fds
 }
 
 fn max_descriptors() -> RawFd {
@@ -104,4 +187,55 @@ pub fn set_nonblocking(fd: impl std::os::fd::AsFd) -> nix::Result<()> {
     use nix::fcntl::{FcntlArg, OFlag, fcntl};
     let flags = OFlag::from_bits_retain(fcntl(&fd, FcntlArg::F_GETFL)?);
     fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn the_listing_holds_open_descriptors_and_not_closed_ones() {
+        let listed_now = listed().expect("the kernel lists our descriptors");
+        assert!(listed_now.contains(&0) || !is_open(0));
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let (r_fd, w_fd) = (r.as_raw_fd(), w.as_raw_fd());
+        let open = open_descriptors();
+        assert!(open.contains(&r_fd) && open.contains(&w_fd), "{open:?}");
+        assert!(open.windows(2).all(|p| p[0] < p[1]), "sorted, unique");
+        drop(w);
+        let open = open_descriptors();
+        assert!(open.contains(&r_fd));
+        // The number may be reused by another test's thread at once;
+        // if it is, it is open again and rightly listed.
+        assert!(!open.contains(&w_fd) || is_open(w_fd));
+    }
+
+    #[test]
+    fn kinfo_file_records_are_walked_by_their_own_size() {
+        // Records of 24 and 16 bytes: size, type, fd, padding.
+        let mut buf = Vec::new();
+        for (size, fd) in [(24i32, -1i32), (16, 0), (24, 1), (16, -2), (16, 7)] {
+            let mut rec = vec![0u8; size as usize];
+            rec[0..4].copy_from_slice(&size.to_ne_bytes());
+            rec[8..12].copy_from_slice(&fd.to_ne_bytes());
+            buf.extend(rec);
+        }
+        assert_eq!(kinfo_file_fds(&buf, 8), vec![0, 1, 7]);
+        // A record cut short, or a size of 0, ends the walk.
+        assert_eq!(kinfo_file_fds(&buf[..buf.len() - 8], 8), vec![0, 1]);
+        assert_eq!(kinfo_file_fds(&[0; 32], 8), Vec::<RawFd>::new());
+    }
+
+    #[test]
+    fn the_audit_names_each_stray_descriptor_with_its_kind() {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let stray = unexpected(&[w.as_raw_fd()]);
+        assert!(
+            stray.contains(&(r.as_raw_fd(), "pipe or FIFO")),
+            "{stray:?}"
+        );
+        assert!(!stray.iter().any(|(fd, _)| *fd == w.as_raw_fd()));
+        assert!(stray.iter().all(|(fd, _)| *fd > 2));
+    }
 }

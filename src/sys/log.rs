@@ -3,15 +3,16 @@
 //! `[LEVEL] prefix message`, with `[DEBUG][n]` for debug level n.
 //!
 //! The daemon is single-threaded and each worker is its own process, so
-//! one logger per process, behind a mutex only to satisfy `static`.
+//! one logger per process, behind a mutex only to satisfy `static`. The
+//! syslog client is our own ([`super::syslog`]): local time stamps, and a
+//! reconnect when syslogd is restarted.
 
 use std::fmt;
 use std::io::Write;
 use std::sync::Mutex;
 
-use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
-
 use super::ratelimit::{RateLimit, mask_ports};
+pub use super::syslog::Syslog;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -39,13 +40,27 @@ impl Level {
             Level::Debug(_) => "DEBUG",
         }
     }
+
+    /// The syslog severity (LOG_EMERG .. LOG_DEBUG).
+    pub fn severity(self) -> u8 {
+        match self {
+            Level::Emerg => 0,
+            Level::Alert => 1,
+            Level::Crit => 2,
+            Level::Error => 3,
+            Level::Warning => 4,
+            Level::Notice => 5,
+            Level::Info => 6,
+            Level::Debug(_) => 7,
+        }
+    }
 }
 
 struct State {
     foreground: bool,
     debug: u8,
     prefix: String,
-    syslog: Option<Logger<LoggerBackend, Formatter3164>>,
+    syslog: Option<Syslog>,
     /// Repeated messages logged through [`log_limited`].
     limiter: RateLimit<Level>,
 }
@@ -62,25 +77,16 @@ fn state() -> std::sync::MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Starts logging for this process. `ident` is the syslog tag; a worker
-/// calls this again after fork so its records carry its own pid.
+/// Starts logging for this process. `ident` is the syslog tag. The
+/// connection to syslogd is made now (LOG_NDELAY), before a worker enters
+/// its sandbox; every record carries the pid of the process sending it.
 pub fn init(ident: &str, foreground: bool, use_syslog: bool, debug: u8) {
     let mut s = state();
     s.foreground = foreground;
     s.debug = debug;
     // A forked worker starts with nothing held back.
     s.limiter = RateLimit::new();
-    s.syslog = if use_syslog {
-        syslog::unix(Formatter3164 {
-            facility: Facility::LOG_DAEMON,
-            hostname: None,
-            process: ident.to_string(),
-            pid: std::process::id(),
-        })
-        .ok()
-    } else {
-        None
-    };
+    s.syslog = use_syslog.then(|| Syslog::open(&super::syslog::path(), ident));
 }
 
 /// Closes the syslog connection: a forked worker does so before checking
@@ -89,17 +95,16 @@ pub fn close_syslog() {
     state().syslog = None;
 }
 
-/// The descriptor of the syslog connection, if there is one (a worker
-/// narrows its rights before it enters the sandbox).
-pub fn syslog_fd() -> Option<std::os::fd::RawFd> {
-    use std::os::fd::AsRawFd;
+/// The descriptors of the syslog connection, if there is one: the socket
+/// and, where the platform reconnects through one, the directory holding
+/// syslogd's socket (a worker narrows their rights before it enters the
+/// sandbox).
+pub fn syslog_fds() -> (Option<std::os::fd::RawFd>, Option<std::os::fd::RawFd>) {
     let s = state();
-    Some(match &s.syslog.as_ref()?.backend {
-        LoggerBackend::Unix(d) => d.as_raw_fd(),
-        LoggerBackend::UnixStream(w) => w.get_ref().as_raw_fd(),
-        LoggerBackend::Udp(u, _) => u.as_raw_fd(),
-        LoggerBackend::Tcp(w) => w.get_ref().as_raw_fd(),
-    })
+    match &s.syslog {
+        Some(sl) => (sl.socket_fd(), sl.dir_fd()),
+        None => (None, None),
+    }
 }
 
 /// Whether records go to syslog (the daemon runs in the background).
@@ -126,16 +131,7 @@ pub fn log(level: Level, args: fmt::Arguments<'_>) {
     let msg = format!("{}{}", s.prefix, args);
     if let Some(sl) = s.syslog.as_mut() {
         // A lost syslog record must not stop the daemon.
-        let _ = match level {
-            Level::Emerg => sl.emerg(&msg),
-            Level::Alert => sl.alert(&msg),
-            Level::Crit => sl.crit(&msg),
-            Level::Error => sl.err(&msg),
-            Level::Warning => sl.warning(&msg),
-            Level::Notice => sl.notice(&msg),
-            Level::Info => sl.info(&msg),
-            Level::Debug(_) => sl.debug(&msg),
-        };
+        let _ = sl.send(level.severity(), &msg);
     }
     if s.foreground {
         let line = match level {

@@ -3,10 +3,12 @@
 pub mod fd;
 pub mod host;
 pub mod log;
+pub mod net;
 pub mod pidfile;
 pub mod proctitle;
 pub mod ratelimit;
 pub mod sockq;
+pub mod syslog;
 
 /// Detaches from the terminal as daemon(3) does: fork, new session,
 /// working directory `/`, standard descriptors on `/dev/null`.

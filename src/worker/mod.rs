@@ -152,23 +152,26 @@ impl Worker {
         })
     }
 
-    /// Narrows every descriptor held, becomes the unprivileged user, and
-    /// enters the sandbox. Everything the worker will ever use is open by
+    /// Narrows every descriptor held, chroots, becomes the unprivileged
+    /// user, and enters the sandbox. Everything the worker will ever use is open by
     /// now, except peer connections, which arrive over the channel and are
     /// narrowed as they come.
     fn confine(&self, plan: &crate::sandbox::Plan) -> std::io::Result<()> {
-        use crate::sandbox::{Use, drop_privileges, enter, limit};
+        use crate::sandbox::{Use, enter, isolate, limit};
         limit(self.channel.as_fd(), Use::Channel)?;
         limit(self.poller.queue_fd(), Use::Events)?;
-        let log = crate::sys::log::syslog_fd().into_iter().chain(0..=2);
-        for fd in log {
+        let (syslog, syslog_dir) = crate::sys::log::syslog_fds();
+        for fd in syslog.into_iter().chain(0..=2) {
             // SAFETY: the standard descriptors and the syslog connection
             // stay open for the worker's whole life.
             limit(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, Use::Log)?;
         }
-        if let Some(user) = &plan.user {
-            drop_privileges(user)?;
+        if let Some(fd) = syslog_dir {
+            // SAFETY: as above: held by the logger for the worker's life.
+            let dir = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            limit(dir, Use::LogDirectory)?;
         }
+        isolate(plan)?;
         enter()
     }
 

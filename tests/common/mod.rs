@@ -24,7 +24,12 @@ status)
 	if [ -f "$dir/chatty" ]; then
 		echo "hello from status"
 		echo "complaint on stderr" >&2
-		grep SigBlk /proc/self/status
+		# FreeBSD has no /proc by default; ps shows the same mask there.
+		if [ -r /proc/self/status ]; then
+			grep SigBlk /proc/self/status
+		else
+			printf 'SigBlk:\t%s\n' "$(ps -o sigmask= -p $$ | tr -d ' ')"
+		fi
 	fi
 	if [ -f "$dir/status-sleeps" ]; then
 		sleep 300 &
@@ -46,6 +51,9 @@ stop)
 esac
 exit 0
 "#;
+
+/// The user the tests' daemons run workers as (their `-u`).
+pub const WORKER_USER: &str = "nobody";
 
 pub struct Node {
     pub dir: PathBuf,
@@ -107,6 +115,7 @@ impl Node {
         } else {
             format!("control uds://{}/ctl\n{conf}", self.dir.display())
         };
+        require_loopback_in(&conf);
         std::fs::write(self.dir.join("hastmon.conf"), conf).unwrap();
     }
 
@@ -126,6 +135,12 @@ impl Node {
             .arg(self.dir.join("hastmon.conf"))
             .arg("-P")
             .arg(self.dir.join("pid"))
+            // Explicit: the default user, hastmon, may not exist here.
+            .args(if args.contains(&"-u") {
+                &[][..]
+            } else {
+                &["-u", WORKER_USER][..]
+            })
             .args(args)
             .envs(env.iter().copied())
             .stdout(log.try_clone().unwrap())
@@ -204,8 +219,44 @@ impl Node {
     }
 }
 
+/// The loopback addresses beyond 127.0.0.1 that tests use. Linux routes
+/// all of 127/8 to lo; FreeBSD has only 127.0.0.1 on lo0 until aliases are
+/// added (tests/freebsd/on-host.sh does).
+pub const LOOPBACK_ALIASES: [&str; 4] = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"];
+
+/// Whether this host can bind `ip`.
+fn loopback_present(ip: &str) -> bool {
+    match std::net::TcpListener::bind((ip, 0)) {
+        Ok(_) => true,
+        Err(e) => e.kind() != std::io::ErrorKind::AddrNotAvailable,
+    }
+}
+
+/// Fails the test at once, in one line, when `ip` is not on a loopback
+/// interface, instead of letting a daemon that cannot bind it time out.
+pub fn require_loopback(ip: &str) {
+    assert!(
+        loopback_present(ip),
+        "this test needs the loopback address {ip}, which is not configured \
+         (on FreeBSD run tests/freebsd/on-host.sh, or: ifconfig lo0 alias {ip}/32)"
+    );
+}
+
+/// [`require_loopback`] for every alias named in a configuration text.
+fn require_loopback_in(conf: &str) {
+    for ip in LOOPBACK_ALIASES {
+        let named = conf
+            .match_indices(ip)
+            .any(|(at, _)| !conf[at + ip.len()..].starts_with(|c: char| c.is_ascii_digit()));
+        if named {
+            require_loopback(ip);
+        }
+    }
+}
+
 /// Connects from `from` (a loopback address) to `to`.
 pub fn connect_from(from: &str, to: &str) -> std::net::TcpStream {
+    require_loopback(from);
     use nix::sys::socket::{
         AddressFamily, SockFlag, SockType, SockaddrStorage, bind, connect, socket,
     };
@@ -238,11 +289,20 @@ pub fn free_port() -> u16 {
         Ordering::SeqCst,
         Ordering::SeqCst,
     );
+    // Addresses this host lacks are left out: a test that needs one says
+    // so itself (require_loopback), rather than this loop never ending.
+    let addrs: Vec<&str> = std::iter::once("127.0.0.1")
+        .chain(
+            LOOPBACK_ALIASES
+                .into_iter()
+                .filter(|ip| loopback_present(ip)),
+        )
+        .collect();
     loop {
         let port = NEXT.fetch_add(1, Ordering::SeqCst);
-        let free = (1..=5).all(|i| {
-            std::net::TcpListener::bind(("127.0.0.".to_string() + &i.to_string(), port)).is_ok()
-        });
+        let free = addrs
+            .iter()
+            .all(|ip| std::net::TcpListener::bind((*ip, port)).is_ok());
         if free {
             return port;
         }
