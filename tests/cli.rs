@@ -177,7 +177,9 @@ fn a_node_in_no_resource_is_a_configuration_error() {
     let (code, out, err) = run(hastmon().args(["-t", "-n", "idle", "-c"]).arg(&p));
     assert_eq!((code, out.as_str()), (78, ""));
     assert!(err.contains(want), "{err}");
-    let (code, _, err) = run(hastmon().args(["-F", "-n", "idle", "-P", "/tmp/hastmon-cli-idle.pid", "-c"]).arg(&p));
+    let (code, _, err) = run(hastmon()
+        .args(["-F", "-n", "idle", "-P", "/tmp/hastmon-cli-idle.pid", "-c"])
+        .arg(&p));
     assert_eq!(code, 78, "{err}");
     assert!(err.contains(want), "{err}");
 }

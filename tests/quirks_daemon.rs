@@ -160,6 +160,47 @@ fn q25_a_friend_of_one_resource_does_not_reach_another() {
     assert!(n.log().contains("[r2] 127.0.0.3"), "{}", n.log());
 }
 
+/// Status polls over TCP are checked as complaints are: a friend of r1
+/// is answered about r1 and gets nothing about r2.
+#[test]
+fn q25_a_status_poll_reaches_only_the_resources_that_know_the_poller() {
+    let port = free_port();
+    let mut n = Node::new(
+        "q25poll",
+        "beta",
+        &format!(
+            "listen tcp4://127.0.0.2:{port}\n\
+             resource r1 {{\n exec {{hook}}\n friends tcp4://127.0.0.3\n on beta {{ remote none role_on_start secondary }}\n}}\n\
+             resource r2 {{\n exec {{hook}}\n on beta {{ remote none role_on_start secondary }}\n}}\n"
+        ),
+    );
+    n.start();
+    let poll = |resource: &str| {
+        let req = hastmon::proto::msg::ControlRequest {
+            cmd: hastmon::proto::msg::ControlCmd::Status,
+            role: None,
+            resources: vec![resource.into()],
+            auth: None,
+            extended: false,
+        };
+        let mut s = connect_from("127.0.0.3", &format!("127.0.0.2:{port}"));
+        s.write_all(&encode_frame(&req.to_nv()).unwrap()).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut s, &mut answer);
+        answer
+    };
+    assert!(!poll("r1").is_empty(), "a friend's poll is answered");
+    assert!(
+        poll("r2").is_empty(),
+        "a stranger's poll is closed unanswered"
+    );
+    wait_for(10, "the refusal in the log", || {
+        n.log().contains("[r2] 127.0.0.3").then_some(())
+    });
+}
+
 #[test]
 fn q27_a_silent_client_never_stalls_the_daemon() {
     let (b, port) = secondary("q27");

@@ -77,8 +77,7 @@ impl NodeMachine {
             .remotes
             .iter()
             .position(|a| a.is_some_and(|a| same_ip(a.ip(), peer.ip())));
-        let friend = listed(&self.friends, peer.ip()) || listed(&r.friends, peer.ip());
-        if remote.is_none() && !friend {
+        if !self.knows(id, peer.ip()) {
             log_limited(
                 out,
                 Level::Warning,
@@ -226,6 +225,15 @@ impl NodeMachine {
         }
     }
 
+    /// Whether `peer` is a remote or a friend of resource `id`, or a
+    /// global friend.
+    fn knows(&self, id: ResId, peer: IpAddr) -> bool {
+        let r = &self.res[&id];
+        listed(&self.friends, peer)
+            || listed(&r.friends, peer)
+            || r.remotes.iter().flatten().any(|a| same_ip(a.ip(), peer))
+    }
+
     /// Feeds a handshake input and returns the machine's answer to it,
     /// after carrying out, or holding, everything else it decided.
     /// `None`: accepted.
@@ -281,6 +289,21 @@ impl NodeMachine {
                 out,
                 Level::Warning,
                 format!("Control request from {peer} failed authentication."),
+                None,
+            );
+            return out.push(Action::Reply {
+                conn: l.conn,
+                reply: None,
+            });
+        }
+        // As for complaints: only a remote or a friend of each resource
+        // may ask about it (Q25).
+        if let Some(stranger) = named.iter().find(|id| !self.knows(**id, peer.ip())) {
+            let name = &self.res[stranger].cfg.name;
+            log_limited(
+                out,
+                Level::Warning,
+                format!("[{name}] {peer} is neither a remote nor a friend of the resource."),
                 None,
             );
             return out.push(Action::Reply {

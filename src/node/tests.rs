@@ -433,3 +433,45 @@ fn a_removed_resource_is_retired_then_freed_once_its_worker_is_gone() {
     assert!(n.get(w.res).is_none(), "freed");
     assert!(n.find("other").is_some());
 }
+
+fn status_poll(n: &mut NodeMachine, peer: &str) -> Vec<Action> {
+    let poll = crate::proto::msg::ControlRequest {
+        cmd: crate::proto::msg::ControlCmd::Status,
+        role: None,
+        resources: vec!["r".into()],
+        auth: None,
+        extended: false,
+    }
+    .to_nv();
+    without_logs(n.handle(
+        Time(1),
+        Input::Listen(ListenInput {
+            conn: ConnId(4),
+            peer: peer.parse().unwrap(),
+            local: "10.0.0.1:8458".parse().unwrap(),
+            nv: &poll,
+            session: None,
+            wall: 0,
+            token: [0; 16],
+        }),
+    ))
+}
+
+/// Status polls over TCP are checked like complaints: only a remote or a
+/// friend of the resource gets an answer, and only an acknowledged
+/// answer counts as contact (Q25).
+#[test]
+fn q25_a_status_poll_from_a_stranger_gets_no_answer() {
+    let (mut n, w, _) = started_primary();
+    let a = status_poll(&mut n, "10.9.9.9:5000");
+    assert_eq!(
+        a,
+        [Action::Reply {
+            conn: ConnId(4),
+            reply: None
+        }]
+    );
+    let a = status_poll(&mut n, "10.0.0.2:5000");
+    let answered = matches!(&a[..], [Action::ReplyPoll { conn: ConnId(4), reply: Some(_), resources }] if resources == &[w.res]);
+    assert!(answered, "{a:?}");
+}
