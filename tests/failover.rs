@@ -224,3 +224,29 @@ fn q22_a_secondary_measures_silence_by_its_primarys_interval() {
     );
     assert!(a.running() && !b.running());
 }
+
+/// A primary cut off from every other node stops for network silence and
+/// is then the secondary, not init: once the network heals the cluster
+/// has its standby again, and nothing pre-empts whoever took over.
+#[test]
+fn a_primary_silenced_by_the_network_stops_and_becomes_the_standby() {
+    let nodes = cluster("silenced", ABW, "");
+    settled(&nodes);
+    let [a, b, w] = &nodes[..] else {
+        unreachable!()
+    };
+    // Nobody else answers A any more.
+    kill_node(b);
+    kill_node(w);
+    wait_for(20, "A to stop for silence", || {
+        (!a.running() && field(a, "role") == "secondary").then_some(())
+    });
+    let hooks = a.hooks();
+    let stop = hooks.iter().rposition(|h| h == "stop www").expect("stop");
+    let role = hooks
+        .iter()
+        .position(|h| h == "role www primary secondary")
+        .expect("the automatic role hook");
+    assert!(stop < role, "{hooks:?}");
+    assert!(a.log().contains("Network silence limit"), "{}", a.log());
+}

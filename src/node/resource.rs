@@ -614,6 +614,14 @@ impl ResourceMachine {
                 );
                 self.restart_at = Some(now + RESTART_DELAY);
             }
+            // Stopped for network silence: it was the cut-off side of a
+            // partition, and another node has likely taken over. As
+            // secondary it is the standby again once the network heals,
+            // and never pre-empts the new primary.
+            (Role::Primary, WorkerExit::Code(exit::NOHOST)) => {
+                let cause = format!("Network silence limit reached ({text})");
+                self.change_role_because(Role::Secondary, &cause, out);
+            }
             (Role::Primary | Role::Watchdog, WorkerExit::Code(_)) => {
                 let cause = format!("Worker process exited ({text})");
                 self.change_role_because(self.fallback(), &cause, out);

@@ -251,7 +251,7 @@ impl Primary {
                     self.cfg.silence_limit.unwrap_or_default().as_secs_f64()
                 ),
             );
-            self.exit(exit::UNAVAILABLE, out);
+            self.exit(exit::NOHOST, out);
             return;
         }
         for i in 0..self.links.len() {

@@ -155,6 +155,26 @@ fn operator_change_stops_the_worker_and_records_the_previous_role() {
     assert_eq!(m.role(), Role::Watchdog);
 }
 
+/// Whatever role it had before, a primary that stopped for network
+/// silence is the cluster's standby once the network heals.
+#[test]
+fn a_primary_silenced_by_the_network_becomes_secondary() {
+    let mut m = machine(Role::Primary);
+    run(&mut m, 0, ResourceInput::Start);
+    assert_eq!(
+        run(
+            &mut m,
+            8,
+            ResourceInput::WorkerExited {
+                id: WorkerId(1),
+                exit: WorkerExit::Code(exit::NOHOST)
+            }
+        ),
+        [auto_hook(Role::Primary, Role::Secondary)]
+    );
+    assert_eq!(m.role(), Role::Secondary);
+}
+
 #[test]
 fn a_crashed_or_tempfailed_worker_is_restarted_after_a_second() {
     let mut m = machine(Role::Primary);

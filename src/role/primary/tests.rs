@@ -249,7 +249,7 @@ fn q13_silence_beyond_the_nodes_own_limit_stops_the_resource_unless_a_watchdog_p
         let t = p.deadline().unwrap().0;
         let a = p.handle(Time(t), Input::Tick);
         if let Some(code) = exit_code(&a) {
-            assert_eq!(code, exit::UNAVAILABLE);
+            assert_eq!(code, exit::NOHOST);
             assert_eq!(hooks(&a), [HookEvent::Stop]);
             break t;
         }
