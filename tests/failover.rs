@@ -250,3 +250,102 @@ fn a_primary_silenced_by_the_network_stops_and_becomes_the_standby() {
     assert!(stop < role, "{hooks:?}");
     assert!(a.log().contains("Network silence limit"), "{}", a.log());
 }
+
+/// A and B each record a start while the other's copy is up.
+fn exclusive(a: &common::Node, b: &common::Node) {
+    let file = |n: &common::Node| n.dir.join("running-www").display().to_string();
+    std::fs::write(a.dir.join("exclusive"), file(b)).unwrap();
+    std::fs::write(b.dir.join("exclusive"), file(a)).unwrap();
+}
+
+fn overlapped(n: &common::Node) -> bool {
+    n.hooks().iter().any(|h| h == "overlap")
+}
+
+/// `role secondary` on the primary answers once its `stop` has run, so
+/// the operator's next command never meets the resource still running
+/// there, however slow `stop` is.
+#[test]
+fn a_switchover_with_a_slow_stop_answers_after_the_stop() {
+    let nodes = cluster("slowstop", ABW, "");
+    settled(&nodes);
+    let [a, b, _w] = &nodes[..] else {
+        unreachable!()
+    };
+    exclusive(a, b);
+    std::fs::write(a.dir.join("stop-slow"), "1.5").unwrap();
+    assert_eq!(a.ctl(&["role", "secondary", "www"]).0, 0);
+    // Answered: the stop has run to its end.
+    assert!(!a.running(), "{:?}", a.hooks());
+    assert!(a.hooks().contains(&"stop www".to_string()));
+    assert_eq!(b.ctl(&["role", "primary", "www"]).0, 0);
+    wait_for(20, "B to run the resource", || b.running().then_some(()));
+    assert!(!overlapped(b), "{:?}", b.hooks());
+}
+
+/// Both commands at once: B's handshake is refused while A stops, and B
+/// starts nothing until A has stopped.
+#[test]
+fn a_switchover_given_both_commands_at_once_never_overlaps() {
+    let nodes = cluster("bothatonce", ABW, "");
+    settled(&nodes);
+    let [a, b, _w] = &nodes[..] else {
+        unreachable!()
+    };
+    exclusive(a, b);
+    std::fs::write(a.dir.join("stop-slow"), "1.5").unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| assert_eq!(a.ctl(&["role", "secondary", "www"]).0, 0));
+        s.spawn(|| assert_eq!(b.ctl(&["role", "primary", "www"]).0, 0));
+    });
+    wait_for(20, "B to run the resource", || b.running().then_some(()));
+    assert!(!overlapped(b), "{:?}", b.hooks());
+    assert!(!a.running());
+    assert!(
+        b.log().contains("stop the resource before starting it")
+            || !b.hooks().iter().any(|h| h == "start www"),
+        "{}",
+        b.log()
+    );
+}
+
+/// The reverse order: B made primary while A still is; the weaker B
+/// yields, A is then let go, and the cluster fails over to B without two
+/// copies at any time.
+#[test]
+fn a_switchover_in_the_reverse_order_never_overlaps() {
+    let nodes = cluster("reverse", ABW, "");
+    settled(&nodes);
+    let [a, b, _w] = &nodes[..] else {
+        unreachable!()
+    };
+    exclusive(a, b);
+    std::fs::write(a.dir.join("stop-slow"), "1.5").unwrap();
+    assert_eq!(b.ctl(&["role", "primary", "www"]).0, 0);
+    assert_eq!(a.ctl(&["role", "secondary", "www"]).0, 0);
+    wait_for(30, "someone to run the resource", || {
+        (a.running() || b.running()).then_some(())
+    });
+    assert!(
+        !overlapped(a) && !overlapped(b),
+        "{:?} {:?}",
+        a.hooks(),
+        b.hooks()
+    );
+}
+
+/// A `stop` that fails is the operator's business at once: the role
+/// changes, and `hastmonctl role` says the resource was not stopped.
+#[test]
+fn a_failed_stop_makes_the_role_change_fail_loudly() {
+    let nodes = cluster("stopfails", ABW, "");
+    settled(&nodes);
+    let a = &nodes[0];
+    a.touch("stop-fails");
+    let (code, _, err) = a.ctl(&["role", "secondary", "www"]);
+    assert_eq!(code, 69, "{err}");
+    assert!(
+        err.contains("[ERROR] [www] Role changed to secondary, but the resource was not stopped: stop exit code 1."),
+        "{err}"
+    );
+}

@@ -11,12 +11,21 @@ use crate::proto::{FrameReader, NvList, encode_frame};
 
 /// How long to wait for the daemon's answer. 0.3.4 waited for ever; a
 /// daemon that does not answer within this is not going to.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A failed exchange: the exit code and the message, as 0.3.4 words them.
 pub type Failure = (i32, String);
 
 pub fn exchange(control: &Address, request: &NvList) -> Result<NvList, Failure> {
+    exchange_within(control, request, REPLY_TIMEOUT)
+}
+
+/// `exchange`, waiting up to `timeout` for the answer.
+pub fn exchange_within(
+    control: &Address,
+    request: &NvList,
+    timeout: Duration,
+) -> Result<NvList, Failure> {
     let Kind::Unix(path) = control.kind() else {
         return Err((
             exit::OSERR,
@@ -44,7 +53,7 @@ pub fn exchange(control: &Address, request: &NvList) -> Result<NvList, Failure> 
         .write_all(&frame)
         .map_err(|e| unavailable("Unable to send command to", os_text(&e)))?;
     stream
-        .set_read_timeout(Some(REPLY_TIMEOUT))
+        .set_read_timeout(Some(timeout))
         .map_err(|e| unavailable("cannot receive reply from", os_text(&e)))?;
     let mut reader = FrameReader::new();
     let mut buf = [0u8; 16384];

@@ -119,10 +119,25 @@ fn request(
         auth: None,
         extended,
     };
-    let reply = client::exchange(&cfg.control, &req.to_nv()).map_err(|(code, msg)| {
-        eprintln!("[ERROR] {msg}");
-        code
-    })?;
+    // A role change that lets a primary go is answered once its `stop`
+    // has run, which the daemon bounds by `hook_timeout` and SIGKILL 5 s
+    // later; wait for that, one `stop` per resource at most.
+    let timeout = match cmd {
+        ControlCmd::SetRole => {
+            let hooks: std::time::Duration = cfg
+                .resources
+                .iter()
+                .map(|r| r.hook_timeout + std::time::Duration::from_secs(5))
+                .sum();
+            hooks + std::time::Duration::from_secs(30)
+        }
+        _ => client::REPLY_TIMEOUT,
+    };
+    let reply =
+        client::exchange_within(&cfg.control, &req.to_nv(), timeout).map_err(|(code, msg)| {
+            eprintln!("[ERROR] {msg}");
+            code
+        })?;
     match reply.get_i16("error") {
         Some(n) if n != 0 => {
             eprintln!("[ERROR] Error {n} received from hastmon.");

@@ -86,6 +86,15 @@ pub fn role_report(
                     code = i32::from(*n);
                 }
             }
+            RoleOutcome::StopFailed { reason } => {
+                warnings.push(format!(
+                    "[ERROR] [{}] Role changed to {requested}, but the resource was not stopped: {reason}.",
+                    e.resource
+                ));
+                if code == 0 {
+                    code = crate::exit::UNAVAILABLE;
+                }
+            }
             RoleOutcome::Previous(old) if old == requested.as_str() => {
                 if debug >= 2 {
                     info.push(format!(

@@ -87,6 +87,11 @@ impl ControlServer {
         self.inbox.read(poller, id)
     }
 
+    /// Takes a connection off its request deadline: its answer waits.
+    pub fn take(&mut self, poller: &mut Poller, id: u64) -> Option<UnixStream> {
+        self.inbox.take(poller, id)
+    }
+
     pub fn reply(&mut self, poller: &mut Poller, id: u64, reply: Option<NvList>) {
         self.inbox.reply(poller, id, reply);
     }

@@ -56,6 +56,8 @@ pub struct Shell<'o> {
     listen: ListenServer,
     /// Listen connections the machine keeps for a secondary worker.
     held: HashMap<ConnId, (TcpStream, Option<Session>)>,
+    /// Control connections whose answer waits (a role change).
+    held_control: HashMap<ConnId, std::os::unix::net::UnixStream>,
     guardian: Guardian,
     pid_fd: Option<RawFd>,
     sandbox: crate::sandbox::Plan,
@@ -103,6 +105,7 @@ impl<'o> Shell<'o> {
             control: Some(control),
             listen,
             held: HashMap::new(),
+            held_control: HashMap::new(),
             guardian,
             pid_fd,
             sandbox,
@@ -456,6 +459,15 @@ impl<'o> Shell<'o> {
                         .push((stream, resources, Instant::now() + ACK_WAIT));
                 }
             }
+            Action::Hold { conn, reply: None } if control::owns(conn.0) => {
+                if let Some(stream) = self
+                    .control
+                    .as_mut()
+                    .and_then(|c| c.take(&mut self.poller, conn.0))
+                {
+                    self.held_control.insert(conn, stream);
+                }
+            }
             Action::Hold { conn, reply } => {
                 let Some((mut stream, mut session)) =
                     self.listen.inbox.take_secure(&mut self.poller, conn.0)
@@ -510,6 +522,9 @@ impl<'o> Shell<'o> {
     /// closes it; true if a reply was sent.
     fn reply(&mut self, conn: ConnId, reply: Option<NvList>) -> bool {
         let id = conn.0;
+        if let Some(mut stream) = self.held_control.remove(&conn) {
+            return reply.is_some_and(|r| super::inbox::send_now(&mut stream, &r, "control"));
+        }
         if control::owns(id) {
             let sent = reply.is_some();
             if let Some(c) = self.control.as_mut() {
@@ -621,6 +636,7 @@ impl<'o> Shell<'o> {
             fds.extend([out.as_raw_fd(), back.as_raw_fd()]);
         }
         fds.extend(self.held.values().map(|(s, _)| s.as_raw_fd()));
+        fds.extend(self.held_control.values().map(AsRawFd::as_raw_fd));
         fds
     }
 }

@@ -1,13 +1,13 @@
 //! The answers to control requests (`hastmonctl role` and `status`).
 
-use super::{Action, NodeMachine, ResId, log};
+use super::{Action, ConnId, NodeMachine, ResId, log};
 use crate::proto::NvList;
 use crate::proto::msg::{
     ControlCmd, ControlRequest, HookOutcome, HookRun, LastChange, RemoteStatus, ResourceStatus,
     RoleEntry, RoleOutcome, RoleReply, StatusEntry, StatusExtra, StatusOutcome, StatusReply,
     WorkerStatus, ehast, error_reply,
 };
-use crate::role::{HookResult, Level};
+use crate::role::{HookResult, Level, Time};
 use crate::types::Role;
 
 impl NodeMachine {
@@ -23,8 +23,78 @@ impl NodeMachine {
         names.iter().map(|n| (n.clone(), self.find(n))).collect()
     }
 
+    /// Answers the control request that arrived on `conn`: now, or, for a
+    /// role change that lets a primary go, once its `stop` has run.
+    pub(super) fn control_request(
+        &mut self,
+        conn: ConnId,
+        request: &NvList,
+        out: &mut Vec<Action>,
+    ) -> Option<NvList> {
+        let reply = self.control(request, out);
+        if let Some(pending) = self.waiting_for_stop.take() {
+            out.push(Action::Hold { conn, reply: None });
+            self.role_replies.push(RoleWait {
+                conn,
+                since: self.now,
+                entries: pending,
+            });
+            return None;
+        }
+        reply
+    }
+
+    /// Answers the role changes whose primaries are done stopping: the
+    /// role it had, or that the resource was not stopped.
+    pub(super) fn answer_role_changes(&mut self, out: &mut Vec<Action>) {
+        let mut waits = std::mem::take(&mut self.role_replies);
+        waits.retain(|w| {
+            let busy = w
+                .entries
+                .iter()
+                .any(|(_, id, _)| id.is_some_and(|id| self.stopping(id)));
+            if busy {
+                return true;
+            }
+            let entries = w
+                .entries
+                .iter()
+                .map(|(name, id, outcome)| RoleEntry {
+                    resource: name.clone(),
+                    outcome: id
+                        .and_then(|id| self.stop_failure(id, w.since))
+                        .unwrap_or_else(|| outcome.clone()),
+                })
+                .collect();
+            let reply = RoleReply {
+                entries,
+                error: None,
+            };
+            out.push(Action::Reply {
+                conn: w.conn,
+                reply: Some(reply.to_nv()),
+            });
+            false
+        });
+        self.role_replies = waits;
+    }
+
+    /// How the last `stop` since `since` failed, if it did.
+    fn stop_failure(&self, id: ResId, since: Time) -> Option<RoleOutcome> {
+        let (_, run) = self
+            .res
+            .get(&id)?
+            .hooks
+            .last_runs()
+            .find(|(word, _)| *word == "stop")?;
+        (run.ended >= since && !run.result.succeeded()).then(|| RoleOutcome::StopFailed {
+            reason: format!("stop {}", run.result),
+        })
+    }
+
     /// Answers one control request; `None` means close without a reply,
-    /// as 0.3.4 does for a request without `cmd`.
+    /// as 0.3.4 does for a request without `cmd`. A role change that lets
+    /// a primary go leaves its entries in `waiting_for_stop`.
     pub(super) fn control(&mut self, request: &NvList, out: &mut Vec<Action>) -> Option<NvList> {
         let Ok(req) = ControlRequest::from_nv(request) else {
             log(out, Level::Notice, "Control header is missing 'cmd' field.");
@@ -41,6 +111,8 @@ impl NodeMachine {
                     _ => return Some(error_reply(ehast::INVALID)),
                 };
                 let mut entries = Vec::new();
+                let mut waits = false;
+                let mut kept = Vec::new();
                 for (name, id) in targets {
                     let outcome = match id {
                         None => RoleOutcome::Error(ehast::NOENTRY),
@@ -51,13 +123,21 @@ impl NodeMachine {
                                 super::resource::ResourceInput::SetRole(role),
                                 out,
                             );
+                            // A primary let go: the answer waits for its
+                            // `stop`, so that what the operator does next
+                            // never meets the resource still running here.
+                            waits |= old == Role::Primary && self.stopping(id);
                             RoleOutcome::Previous(old.to_string())
                         }
                     };
+                    kept.push((name.clone(), id, outcome.clone()));
                     entries.push(RoleEntry {
                         outcome,
                         resource: name,
                     });
+                }
+                if waits {
+                    self.waiting_for_stop = Some(kept);
                 }
                 Some(
                     RoleReply {
@@ -184,4 +264,13 @@ fn clamp(n: u64) -> i32 {
 /// sub-second interval never reads as 0.
 fn whole_seconds(d: std::time::Duration) -> i32 {
     clamp(d.as_millis().div_ceil(1000) as u64)
+}
+
+/// A role change waiting for its primaries' `stop`.
+#[derive(Debug)]
+pub struct RoleWait {
+    pub conn: ConnId,
+    since: Time,
+    /// Each named resource and the outcome it has unless its stop failed.
+    entries: Vec<(String, Option<ResId>, RoleOutcome)>,
 }

@@ -112,6 +112,17 @@ impl NodeMachine {
                     conn: l.conn,
                     reply: None,
                 });
+                // The missing primary is this node, letting the resource
+                // go: a complaint must not bring it straight back.
+                if self.stopping(id) {
+                    return log(
+                        out,
+                        Level::Debug,
+                        format!(
+                            "[{name}] Ignoring a complaint from {peer}: the resource is being stopped here."
+                        ),
+                    );
+                }
                 log(
                     out,
                     Level::Debug,
@@ -131,6 +142,22 @@ impl NodeMachine {
                 );
                 refuse(out, l.conn, errmsg::NO_ACCESS, None);
             }
+            // A primary let go here is still stopping: no new primary may
+            // be accepted (and start) until it is done.
+            ListenRequest::Handshake1(_) | ListenRequest::Handshake2(_) if self.stopping(id) => {
+                log_limited(
+                    out,
+                    Level::Notice,
+                    format!("[{name}] Refusing {peer}'s handshake until the resource is stopped."),
+                    None,
+                );
+                if let ListenRequest::Handshake2(_) = request
+                    && let Some(first) = self.first_stages.remove(&(id, from))
+                {
+                    out.push(Action::Drop { conn: first.conn });
+                }
+                refuse(out, l.conn, errmsg::STOPPING, None);
+            }
             ListenRequest::Handshake1(h) => {
                 let input = ResourceInput::Handshake1 {
                     peer: from.to_string(),
@@ -139,6 +166,11 @@ impl NodeMachine {
                 };
                 if let Some((text, priority)) = self.handshake(id, input, out) {
                     return refuse(out, l.conn, &text, priority);
+                }
+                // Accepted by a primary that just yielded to it: not
+                // before its own `stop` is done.
+                if self.stopping(id) {
+                    return refuse(out, l.conn, errmsg::STOPPING, None);
                 }
                 let stage = FirstStage {
                     conn: l.conn,
@@ -323,7 +355,10 @@ impl NodeMachine {
                 reply: None,
             });
         }
-        let reply = self.control(l.nv, out);
+        let reply = self.control_request(l.conn, l.nv, out);
+        if self.holds(l.conn) {
+            return;
+        }
         if req.cmd == ControlCmd::Status {
             // Only an answer the poller took counts as contact (the
             // primary's silence rule): the shell says so.

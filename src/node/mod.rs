@@ -365,6 +365,9 @@ pub struct NodeMachine {
     hook_owner: HashMap<HookId, ResId>,
     jobs: HashMap<JobId, Job>,
     first_stages: listen::FirstStages,
+    /// Role changes whose answer waits for a primary's `stop`.
+    role_replies: Vec<control::RoleWait>,
+    waiting_for_stop: Option<Vec<(String, Option<ResId>, crate::proto::msg::RoleOutcome)>>,
     /// The configuration in force.
     config: Config,
     /// Global friends.
@@ -399,6 +402,8 @@ impl NodeMachine {
             hook_owner: HashMap::new(),
             jobs: HashMap::new(),
             first_stages: HashMap::new(),
+            role_replies: Vec::new(),
+            waiting_for_stop: None,
             config: cfg.clone(),
             friends: Vec::new(),
             source: None,
@@ -456,6 +461,23 @@ impl NodeMachine {
         &self.config
     }
 
+    /// Whether resource `id` is still being stopped here: a primary
+    /// worker let go and not yet reaped, or a `stop` queued or running.
+    pub fn stopping(&self, id: ResId) -> bool {
+        self.res.get(&id).is_some_and(|r| {
+            r.workers
+                .iter()
+                .any(|w| w.leaving && w.role == Role::Primary)
+                || r.hooks.owes_stop()
+        })
+    }
+
+    /// Whether the answer on `conn` waits (a role change held for a
+    /// primary's `stop`).
+    fn holds(&self, conn: ConnId) -> bool {
+        self.role_replies.iter().any(|w| w.conn == conn)
+    }
+
     pub fn shutting_down(&self) -> bool {
         self.shutdown_at.is_some()
     }
@@ -496,8 +518,10 @@ impl NodeMachine {
             }
             Input::Tick => self.tick(&mut out),
             Input::Control { conn, request } => {
-                let reply = self.control(request, &mut out);
-                out.push(Action::Reply { conn, reply });
+                let reply = self.control_request(conn, request, &mut out);
+                if !self.holds(conn) {
+                    out.push(Action::Reply { conn, reply });
+                }
             }
             Input::Listen(l) => self.listen(l, &mut out),
             Input::PollAnswered { resources } => {
@@ -518,6 +542,7 @@ impl NodeMachine {
             Input::Reload { config, resolve } => self.reload(config, resolve, &mut out),
             Input::Terminate => self.terminate(&mut out),
         }
+        self.answer_role_changes(&mut out);
         self.collect_retired();
         self.check_shutdown(&mut out);
         self.check(&mut out);

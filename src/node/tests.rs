@@ -475,3 +475,185 @@ fn q25_a_status_poll_from_a_stranger_gets_no_answer() {
     let answered = matches!(&a[..], [Action::ReplyPoll { conn: ConnId(4), reply: Some(_), resources }] if resources == &[w.res]);
     assert!(answered, "{a:?}");
 }
+
+fn set_role(n: &mut NodeMachine, at: u64, conn: u64, role: Role) -> Vec<Action> {
+    let request = crate::proto::msg::ControlRequest {
+        cmd: crate::proto::msg::ControlCmd::SetRole,
+        role: Some(role),
+        resources: vec!["r".into()],
+        auth: None,
+        extended: false,
+    }
+    .to_nv();
+    n.handle(
+        Time(at),
+        Input::Control {
+            conn: ConnId(conn),
+            request: &request,
+        },
+    )
+}
+
+fn role_reply(actions: &[Action], conn: u64) -> Option<crate::proto::msg::RoleReply> {
+    actions.iter().find_map(|a| match a {
+        Action::Reply {
+            conn: c,
+            reply: Some(nv),
+        } if c.0 == conn => Some(crate::proto::msg::RoleReply::from_nv(nv)),
+        _ => None,
+    })
+}
+
+/// Demotes the started primary: its worker asks for `stop` on its way
+/// out and is reaped; returns the `stop` hook.
+fn demote(n: &mut NodeMachine, w: WorkerRef, role_hook: HookId) -> HookId {
+    n.handle(
+        Time(2),
+        Input::HookExited {
+            hook: role_hook,
+            exit: HookExit::Exited(0),
+        },
+    );
+    let a = set_role(n, 3, 1 << 32, Role::Secondary);
+    assert!(a.contains(&Action::Hold {
+        conn: ConnId(1 << 32),
+        reply: None
+    }));
+    assert!(
+        role_reply(&a, 1 << 32).is_none(),
+        "answered before the stop"
+    );
+    let a = n.handle(
+        Time(4),
+        Input::FromWorker {
+            worker: w,
+            msg: ToMain::RunHook(HookEvent::Stop),
+        },
+    );
+    let stop = hook_args(&a)[0].0;
+    let a = n.handle(
+        Time(5),
+        Input::WorkerExited {
+            worker: w,
+            exit: WorkerExit::Code(0),
+        },
+    );
+    assert!(
+        role_reply(&a, 1 << 32).is_none(),
+        "answered before the stop"
+    );
+    stop
+}
+
+#[test]
+fn a_role_change_that_lets_a_primary_go_is_answered_once_it_stopped() {
+    let (mut n, w, role) = started_primary();
+    let stop = demote(&mut n, w, role);
+    let a = n.handle(
+        Time(9),
+        Input::HookExited {
+            hook: stop,
+            exit: HookExit::Exited(0),
+        },
+    );
+    let reply = role_reply(&a, 1 << 32).expect("answered once stopped");
+    assert_eq!(
+        reply.entries[0].outcome,
+        crate::proto::msg::RoleOutcome::Previous("primary".into())
+    );
+}
+
+#[test]
+fn a_stop_that_fails_is_reported_to_whoever_changed_the_role() {
+    let (mut n, w, role) = started_primary();
+    let stop = demote(&mut n, w, role);
+    let a = n.handle(
+        Time(9),
+        Input::HookExited {
+            hook: stop,
+            exit: HookExit::Exited(1),
+        },
+    );
+    let reply = role_reply(&a, 1 << 32).expect("answered");
+    assert_eq!(
+        reply.entries[0].outcome,
+        crate::proto::msg::RoleOutcome::StopFailed {
+            reason: "stop exit code 1".into()
+        }
+    );
+}
+
+/// While its `stop` runs, a node accepts no new primary (which would
+/// start at once) and counts no complaint (about itself).
+#[test]
+fn while_stopping_handshakes_are_refused_and_complaints_ignored() {
+    let (mut n, w, role) = started_primary();
+    let stop = demote(&mut n, w, role);
+    let h1 = Handshake1 {
+        resource: "r".into(),
+        priority: Some(1),
+        auth: None,
+        heartbeat_ms: None,
+    }
+    .to_nv();
+    let listen = |n: &mut NodeMachine, nv: &NvList| {
+        without_logs(n.handle(
+            Time(6),
+            Input::Listen(ListenInput {
+                conn: ConnId(7),
+                peer: "10.0.0.2:5000".parse().unwrap(),
+                local: "10.0.0.1:8458".parse().unwrap(),
+                nv,
+                session: None,
+                wall: 0,
+                token: [3; 16],
+            }),
+        ))
+    };
+    let a = listen(&mut n, &h1);
+    let refusal = crate::proto::msg::Refusal::new(crate::proto::msg::errmsg::STOPPING).to_nv();
+    assert_eq!(
+        a,
+        [Action::Reply {
+            conn: ConnId(7),
+            reply: Some(refusal)
+        }]
+    );
+    let complaint = crate::proto::msg::Complaint {
+        auth: None,
+        resource: "r".into(),
+    }
+    .to_nv();
+    listen(&mut n, &complaint);
+    let res = n.active().next().unwrap();
+    assert_eq!(n.get(res).unwrap().machine.complaints(Time(6)), 0);
+    // Stopped: the next primary is welcome.
+    n.handle(
+        Time(9),
+        Input::HookExited {
+            hook: stop,
+            exit: HookExit::Exited(0),
+        },
+    );
+    let hooks = n.get(res).unwrap().hooks.running();
+    if let Some(hook) = hooks {
+        n.handle(
+            Time(10),
+            Input::HookExited {
+                hook,
+                exit: HookExit::Exited(0),
+            },
+        );
+    }
+    let a = listen(&mut n, &h1);
+    assert!(
+        matches!(
+            &a[..],
+            [Action::Hold {
+                conn: ConnId(7),
+                ..
+            }]
+        ),
+        "{a:?}"
+    );
+}

@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::{Action, ConnectFailure, Input, Level, RemoteReport, Report, Time, log};
 use crate::config::Resource;
 use crate::exit;
-use crate::proto::msg::{HeartbeatRequest, HeartbeatStatus, HookEvent};
+use crate::proto::msg::{HeartbeatRequest, HeartbeatStatus, HookEvent, errmsg};
 use crate::types::State;
 
 /// What the primary needs of the resource's settings.
@@ -99,6 +99,9 @@ pub struct Primary {
     last_remote_check: Time,
     /// Per remote, its last contact (for the report).
     heard: Vec<Option<Time>>,
+    /// Per remote: it refused our handshake because it is still stopping
+    /// the resource; nothing starts here until it accepts or goes away.
+    stopping: Vec<bool>,
     done: bool,
 }
 
@@ -107,6 +110,7 @@ impl Primary {
         let links = vec![Link::Down; cfg.remotes.len()];
         Primary {
             heard: vec![None; cfg.remotes.len()],
+            stopping: vec![false; cfg.remotes.len()],
             next_cycle: now + cfg.heartbeat,
             cfg,
             local: State::Unknown,
@@ -343,6 +347,7 @@ impl Primary {
         };
         self.last_contact = now;
         self.heard[i] = Some(now);
+        self.stopping[i] = false;
         log(
             out,
             Level::Notice,
@@ -365,6 +370,7 @@ impl Primary {
             return;
         }
         self.links[i] = Link::Down;
+        self.stopping[i] = matches!(&reason, ConnectFailure::Refused(e) if e == errmsg::STOPPING);
         let addr = &self.cfg.remotes[i].addr;
         match reason {
             ConnectFailure::Unreachable(why) => log(
@@ -413,9 +419,12 @@ impl Primary {
             .rev()
             .find_map(|(i, l)| match l {
                 Link::Up {
-                    state: State::Run | State::Starting,
+                    state: State::Run | State::Starting | State::Stopping,
                     ..
                 } => Some(i),
+                // Refused us while it stops its own copy (and we may be
+                // trying again).
+                Link::Down | Link::Connecting if self.stopping[i] => Some(i),
                 _ => None,
             });
         match (running_remote, self.local) {
@@ -441,6 +450,14 @@ impl Primary {
             // primary keeps its own copy (0.3.4 stopped it too, for an
             // outage until the next round: Q18) and only holds back a
             // start until the secondary has stopped.
+            (Some(i), _) if self.stopping[i] => log(
+                out,
+                Level::Notice,
+                format!(
+                    "Waiting for {} to stop the resource before starting it.",
+                    self.cfg.remotes[i].addr
+                ),
+            ),
             (Some(i), _) => log(
                 out,
                 Level::Error,

@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 /// starting), `status-sleeps` (status hangs with a child in its process
 /// group, writing both pids to `status.pids`), `start-sleeps` (the same
 /// for start, into `start.pids`), `chatty` (status writes to stdout and
-/// stderr).
+/// stderr), `stop-slow` (stop first sleeps that many seconds),
+/// `stop-fails` (stop exits 1 and leaves the resource running),
+/// `exclusive` (holds the path of another node's resource file: a start
+/// while that file exists records `overlap`).
 pub const HOOK: &str = r#"#!/bin/sh
 dir=$(dirname "$0")
 echo "$*" >> "$dir/hooks.log"
@@ -39,6 +42,10 @@ status)
 	[ -f "$dir/running-$2" ] && exit 0
 	exit 1;;
 start)
+	# Another node's copy still up when this one starts: two copies.
+	if [ -f "$dir/exclusive" ] && [ -f "$(cat "$dir/exclusive")" ]; then
+		echo "overlap" >> "$dir/hooks.log"
+	fi
 	[ -f "$dir/start-fails" ] && exit 1
 	if [ -f "$dir/start-sleeps" ]; then
 		sleep 300 &
@@ -47,6 +54,8 @@ start)
 	fi
 	touch "$dir/running-$2";;
 stop)
+	[ -f "$dir/stop-slow" ] && sleep "$(cat "$dir/stop-slow")"
+	[ -f "$dir/stop-fails" ] && exit 1
 	rm -f "$dir/running-$2";;
 esac
 exit 0

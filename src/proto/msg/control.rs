@@ -14,6 +14,9 @@ pub mod ehast {
     pub const NOMEMORY: i16 = 3;
     pub const UNIMPLEMENTED: i16 = 4;
     pub const AUTHFAILED: i16 = 5;
+    /// Ours: a primary let go by the request did not stop its resource
+    /// (`stop` failed or timed out); `reason<i>` says how.
+    pub const STOP_FAILED: i16 = 6;
 }
 
 /// `{error}` alone: a request-level failure.
@@ -172,6 +175,9 @@ pub enum RoleOutcome {
     Previous(String),
     /// `error<i>` (`EHAST_NOENTRY` for an unknown resource).
     Error(i16),
+    /// `error<i>` = `STOP_FAILED` and, ours only, `reason<i>`: the role
+    /// changed but the resource was not stopped.
+    StopFailed { reason: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -194,9 +200,17 @@ impl RoleReply {
         for (i, e) in self.entries.iter().enumerate() {
             nv.add_string(format!("resource{i}"), &e.resource);
             match &e.outcome {
-                RoleOutcome::Previous(role) => nv.add_string(format!("role{i}"), role),
-                RoleOutcome::Error(code) => nv.add_i16(format!("error{i}"), *code),
-            };
+                RoleOutcome::Previous(role) => {
+                    nv.add_string(format!("role{i}"), role);
+                }
+                RoleOutcome::Error(code) => {
+                    nv.add_i16(format!("error{i}"), *code);
+                }
+                RoleOutcome::StopFailed { reason } => {
+                    nv.add_i16(format!("error{i}"), ehast::STOP_FAILED);
+                    nv.add_string(format!("reason{i}"), reason);
+                }
+            }
         }
         if let Some(code) = self.error {
             nv.add_i16("error", code);
@@ -211,6 +225,9 @@ impl RoleReply {
             .map_while(|i| {
                 let resource = text(nv, &format!("resource{i}"))?;
                 let outcome = match nv.get_i16(&format!("error{i}")) {
+                    Some(ehast::STOP_FAILED) => RoleOutcome::StopFailed {
+                        reason: text(nv, &format!("reason{i}")).unwrap_or_default(),
+                    },
                     Some(code) if code != 0 => RoleOutcome::Error(code),
                     _ => RoleOutcome::Previous(text(nv, &format!("role{i}")).unwrap_or_default()),
                 };

@@ -23,6 +23,10 @@ pub mod errmsg {
     pub const TOKEN_MISMATCH: &str = "Token doesn't match.";
     /// A handshake must say its priority (Q15).
     pub const PRIORITY_MISSING: &str = "Priority is missing.";
+    /// The resource is still being stopped here (a primary let go, its
+    /// `stop` not yet done): a primary takes this as "try again", and
+    /// starts nothing meanwhile.
+    pub const STOPPING: &str = "Resource is being stopped on the remote node; try again.";
 
     pub fn not_secondary(role: Role) -> String {
         format!("Remote node acts as {role} for the resource and not as secondary.")

@@ -362,3 +362,54 @@ fn q12_without_a_silence_limit_an_unreachable_secondary_never_stops_the_primary(
         assert_eq!(exit_code(&a), None, "stopped after {n} cycles");
     }
 }
+
+/// A remote that refuses the handshake because it is still stopping its
+/// copy holds our `start`, cycle after cycle, until it accepts us.
+#[test]
+fn a_remote_still_stopping_holds_the_start_until_it_accepts() {
+    let mut p = Primary::new(cfg(&[("b", true)]), Time(0));
+    p.handle(Time(0), Input::Start);
+    let busy = || Input::ConnectFailed {
+        remote: 0,
+        reason: ConnectFailure::Refused(errmsg::STOPPING.into()),
+    };
+    // Refused: the first cycle checks the resource and tries again.
+    let a = p.handle(Time(10), busy());
+    assert_eq!(hooks(&a), [HookEvent::Status]);
+    assert!(a.contains(&Action::Connect { remote: 0 }), "{a:?}");
+    assert!(hooks(&status(&mut p, Time(20), 1)).is_empty(), "started");
+    // Still stopping at the next try, and the next cycle's.
+    p.handle(Time(30), busy());
+    let t = p.deadline().unwrap();
+    let a = p.handle(t, Input::Tick);
+    assert!(a.contains(&Action::Connect { remote: 0 }), "{a:?}");
+    p.handle(t + Duration::from_millis(10), busy());
+    let done = status(&mut p, t + Duration::from_millis(20), 1);
+    assert!(hooks(&done).is_empty(), "started");
+    assert_eq!(p.report().attempts, 0, "waiting is no failed attempt");
+    // Stopped there: it accepts us, and we start.
+    let t = p.deadline().unwrap();
+    p.handle(t, Input::Tick);
+    p.handle(
+        t + Duration::from_millis(10),
+        Input::Connected { remote: 0 },
+    );
+    let done = status(&mut p, t + Duration::from_millis(20), 1);
+    assert_eq!(hooks(&done), [HookEvent::Start]);
+}
+
+/// Any other refusal (a watchdog, an init node) says nothing about the
+/// resource: it does not hold the start.
+#[test]
+fn another_refusal_does_not_hold_the_start() {
+    let mut p = Primary::new(cfg(&[("w", true)]), Time(0));
+    p.handle(Time(0), Input::Start);
+    p.handle(
+        Time(10),
+        Input::ConnectFailed {
+            remote: 0,
+            reason: ConnectFailure::Refused(errmsg::not_secondary(crate::types::Role::Watchdog)),
+        },
+    );
+    assert_eq!(hooks(&status(&mut p, Time(20), 1)), [HookEvent::Start]);
+}
