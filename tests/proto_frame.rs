@@ -47,13 +47,20 @@ fn length_above_the_cap_is_rejected_from_the_header_alone() {
     assert_eq!(
         r.next_payload(),
         Err(FrameError::Oversize {
-            length: MAX_PAYLOAD as u64 + 1
+            length: MAX_PAYLOAD as u64 + 1,
+            limit: MAX_PAYLOAD
         })
     );
+    // The local control socket's reader takes more.
+    let mut r = FrameReader::with_limit(hastmon::proto::MAX_LOCAL_PAYLOAD);
+    r.push(&[0, over[0], over[1], over[2], over[3]]);
+    assert_eq!(r.next_payload(), Ok(None));
+    assert_eq!(r.needed(), MAX_PAYLOAD + 1);
     assert_eq!(
         parse_header([0, 0xff, 0xff, 0xff, 0xff]),
         Err(FrameError::Oversize {
-            length: u64::from(u32::MAX)
+            length: u64::from(u32::MAX),
+            limit: MAX_PAYLOAD
         })
     );
 }

@@ -199,7 +199,7 @@ proptest! {
         let mut r = FrameReader::new();
         let l = length.to_le_bytes();
         r.push(&[0, l[0], l[1], l[2], l[3]]);
-        prop_assert_eq!(r.next_payload(), Err(FrameError::Oversize { length: u64::from(length) }));
+        prop_assert_eq!(r.next_payload(), Err(FrameError::Oversize { length: u64::from(length), limit: MAX_PAYLOAD }));
         prop_assert!(r.needed() == 0 && r.buffered() == 0);
     }
 

@@ -55,7 +55,9 @@ pub fn exchange_within(
     stream
         .set_read_timeout(Some(timeout))
         .map_err(|e| unavailable("cannot receive reply from", os_text(&e)))?;
-    let mut reader = FrameReader::new();
+    // The local socket's replies may be larger than a peer's (one status
+    // entry for every resource of the node).
+    let mut reader = FrameReader::with_limit(crate::proto::MAX_LOCAL_PAYLOAD);
     let mut buf = [0u8; 16384];
     loop {
         match reader.next_list() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::event::{Interest, Poller, TimerId, Token};
 use crate::proto::hmac::Session;
-use crate::proto::{FrameReader, NvList, encode_frame};
+use crate::proto::{FrameReader, NvList, encode_frame_within};
 use crate::{log_debug, log_warning};
 
 /// A client gets this long to send its request (0.3.4 waited for ever on
@@ -21,12 +21,18 @@ pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 /// A reply must leave at once: a client that does not take it loses it
 /// rather than stall the loop.
 const REPLY_TIMEOUT: Duration = Duration::from_millis(100);
+/// The same on the local control socket, whose replies may be large.
+const LOCAL_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub trait Stream: Read + Write + AsFd {
     fn set_nonblocking(&self, on: bool) -> std::io::Result<()>;
     fn set_write_timeout(&self, t: Option<Duration>) -> std::io::Result<()>;
     /// Who is at the other end, for the log.
     fn peer(&self) -> String;
+    /// The largest reply it takes, and how long writing it may take.
+    fn reply_limits(&self) -> (usize, Duration) {
+        (crate::proto::MAX_PAYLOAD, REPLY_TIMEOUT)
+    }
 }
 
 impl Stream for std::os::unix::net::UnixStream {
@@ -38,6 +44,11 @@ impl Stream for std::os::unix::net::UnixStream {
     }
     fn peer(&self) -> String {
         "a control client".into()
+    }
+    /// The local administrator's: a status reply for every resource of a
+    /// large node, written to a client that reads it at once.
+    fn reply_limits(&self) -> (usize, Duration) {
+        (crate::proto::MAX_LOCAL_PAYLOAD, LOCAL_REPLY_TIMEOUT)
     }
 }
 
@@ -254,10 +265,11 @@ pub fn send_sealed<S: Stream>(
 
 /// Writes one frame with a short timeout, leaving the stream blocking.
 pub fn send_now<S: Stream>(stream: &mut S, list: &NvList, what: &str) -> bool {
-    match encode_frame(list) {
+    let (limit, timeout) = stream.reply_limits();
+    match encode_frame_within(list, limit) {
         Ok(frame) => {
             let _ = stream.set_nonblocking(false);
-            let _ = stream.set_write_timeout(Some(REPLY_TIMEOUT));
+            let _ = stream.set_write_timeout(Some(timeout));
             match stream.write_all(&frame) {
                 Ok(()) => true,
                 Err(e) => {

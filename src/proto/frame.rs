@@ -7,16 +7,22 @@ use super::nv::{NvError, NvList};
 
 pub const VERSION: u8 = 0;
 pub const HEADER_LEN: usize = 5;
-/// Largest payload accepted or sent. The original has no cap (Q3); the
-/// biggest real message, a status reply for many resources, is far smaller.
+/// Largest payload accepted or sent between nodes. The original has no
+/// cap (Q3); the biggest message between nodes, a status poll's answer
+/// for one resource, is far smaller.
 pub const MAX_PAYLOAD: usize = 256 * 1024;
+
+/// Largest status reply on the local control socket (mode 0600, the
+/// administrator's own): about 340 bytes a resource, so room for far more
+/// resources than a node runs.
+pub const MAX_LOCAL_PAYLOAD: usize = 64 << 20;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FrameError {
     /// The header's version byte is not 0.
     BadVersion { version: u8 },
-    /// The payload length exceeds `MAX_PAYLOAD`.
-    Oversize { length: u64 },
+    /// The payload length exceeds the limit.
+    Oversize { length: u64, limit: usize },
     /// A buffer said to hold one frame is shorter than a header.
     HeaderTruncated { received: usize },
     /// A buffer said to hold one frame holds fewer or more bytes than
@@ -32,11 +38,8 @@ impl fmt::Display for FrameError {
             FrameError::BadVersion { version } => {
                 write!(f, "unsupported protocol version {version}")
             }
-            FrameError::Oversize { length } => {
-                write!(
-                    f,
-                    "payload of {length} bytes exceeds the limit of {MAX_PAYLOAD}"
-                )
+            FrameError::Oversize { length, limit } => {
+                write!(f, "payload of {length} bytes exceeds the limit of {limit}")
             }
             FrameError::HeaderTruncated { received } => {
                 write!(f, "frame of {received} bytes is shorter than its header")
@@ -70,14 +73,20 @@ impl From<NvError> for FrameError {
 
 /// Checks a header and returns the payload length it announces.
 pub fn parse_header(header: [u8; HEADER_LEN]) -> Result<usize, FrameError> {
+    parse_header_within(header, MAX_PAYLOAD)
+}
+
+/// `parse_header` with another limit.
+pub fn parse_header_within(header: [u8; HEADER_LEN], limit: usize) -> Result<usize, FrameError> {
     if header[0] != VERSION {
         return Err(FrameError::BadVersion { version: header[0] });
     }
     let length = u32::from_le_bytes([header[1], header[2], header[3], header[4]]);
     match usize::try_from(length) {
-        Ok(n) if n <= MAX_PAYLOAD => Ok(n),
+        Ok(n) if n <= limit => Ok(n),
         _ => Err(FrameError::Oversize {
             length: u64::from(length),
+            limit,
         }),
     }
 }
@@ -85,10 +94,20 @@ pub fn parse_header(header: [u8; HEADER_LEN]) -> Result<usize, FrameError> {
 /// Header plus payload. Refuses what our own receiver would refuse, so the
 /// length always fits the u32 field.
 pub fn encode_frame(list: &NvList) -> Result<Vec<u8>, FrameError> {
+    encode_frame_within(list, MAX_PAYLOAD)
+}
+
+/// `encode_frame` with another limit (at most `MAX_LOCAL_PAYLOAD`).
+pub fn encode_frame_within(list: &NvList, limit: usize) -> Result<Vec<u8>, FrameError> {
+    assert!(
+        limit <= MAX_LOCAL_PAYLOAD,
+        "the length must fit its u32 field"
+    );
     let length = list.encoded_len();
-    if length > MAX_PAYLOAD {
+    if length > limit {
         return Err(FrameError::Oversize {
             length: length as u64,
+            limit,
         });
     }
     let mut out = Vec::with_capacity(HEADER_LEN + length);
@@ -123,15 +142,31 @@ pub fn decode_frame(bytes: &[u8]) -> Result<NvList, FrameError> {
 /// After a header error the stream's framing is lost, so the reader keeps
 /// returning that error; the caller should close the connection. An invalid
 /// payload does not lose the framing and is reported once.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FrameReader {
     buf: Vec<u8>,
     failed: Option<FrameError>,
+    limit: usize,
+}
+
+impl Default for FrameReader {
+    fn default() -> FrameReader {
+        FrameReader::with_limit(MAX_PAYLOAD)
+    }
 }
 
 impl FrameReader {
     pub fn new() -> FrameReader {
         FrameReader::default()
+    }
+
+    /// A reader that takes payloads up to `limit` bytes.
+    pub fn with_limit(limit: usize) -> FrameReader {
+        FrameReader {
+            buf: Vec::new(),
+            failed: None,
+            limit,
+        }
     }
 
     /// Adds bytes as they arrive. The buffer holds only what has not been
@@ -157,7 +192,7 @@ impl FrameReader {
         let Some(header) = self.header() else {
             return HEADER_LEN - self.buf.len();
         };
-        match parse_header(header) {
+        match parse_header_within(header, self.limit) {
             Ok(len) => (HEADER_LEN + len).saturating_sub(self.buf.len()),
             Err(_) => 0,
         }
@@ -171,7 +206,7 @@ impl FrameReader {
         let Some(header) = self.header() else {
             return Ok(None);
         };
-        let len = match parse_header(header) {
+        let len = match parse_header_within(header, self.limit) {
             Ok(len) => len,
             Err(e) => {
                 self.fail(e.clone());

@@ -9,6 +9,9 @@ pub mod msg;
 pub mod nv;
 
 pub use auth::{Algorithm, AuthError, AuthFields};
-pub use frame::{FrameError, FrameReader, MAX_PAYLOAD, decode_frame, encode_frame};
+pub use frame::{
+    FrameError, FrameReader, MAX_LOCAL_PAYLOAD, MAX_PAYLOAD, decode_frame, encode_frame,
+    encode_frame_within,
+};
 pub use msg::MsgError;
 pub use nv::{NvError, NvList, Value};
