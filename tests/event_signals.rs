@@ -91,6 +91,7 @@ fn descriptors_are_closed_when_done() {
         .unwrap();
     // SAFETY: single-threaded; the child only calls _exit.
     let pid = match unsafe { fork() }.unwrap() {
+        // SAFETY: _exit(2) is async-signal-safe and ends the child at once.
         ForkResult::Child => unsafe { libc::_exit(3) },
         ForkResult::Parent { child } => child,
     };

@@ -116,6 +116,7 @@ mod tests {
         let (ours, _theirs) = Channel::pair().unwrap();
         // SAFETY: the child exits at once through _exit.
         let pid = match unsafe { nix::unistd::fork() }.unwrap() {
+            // SAFETY: _exit(2) is async-signal-safe and ends the child at once.
             ForkResult::Child => unsafe { libc::_exit(0) },
             ForkResult::Parent { child } => child,
         };

@@ -39,6 +39,7 @@ pub fn run() {
     // SAFETY: a child, if one is made, exits at once without touching
     // the parent's state.
     let fork = match unsafe { libc::fork() } {
+        // SAFETY: _exit(2) is async-signal-safe and ends the child at once.
         0 => unsafe { libc::_exit(0) },
         -1 => Err(std::io::Error::last_os_error()),
         // The child stays a zombie until the worker exits: wait4(2) is
