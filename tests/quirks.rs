@@ -178,9 +178,12 @@ fn any_input() -> impl Strategy<Value = Input> {
         (0u64..5, state.clone()).prop_map(|(seq, s)| Input::Heartbeat {
             msg: HeartbeatRequest::new(s, seq),
         }),
-        (0usize..3, 0u8..5, state).prop_map(|(remote, role, s)| Input::Polled {
-            remote,
-            result: Ok((Role::from_code(role), s)),
+        (0usize..3, 0u64..4, 0u8..5, state).prop_map(|(remote, cycle, role, s)| {
+            Input::Polled {
+                remote,
+                cycle,
+                result: Ok((Role::from_code(role), s)),
+            }
         }),
         (0usize..3).prop_map(|remote| Input::PeerLost { remote }),
         any::<bool>().prop_map(|remote| Input::StatusPolled { remote }),

@@ -38,6 +38,8 @@ pub struct WorkerRec {
 pub struct Job {
     pub worker: WorkerRef,
     pub remote: usize,
+    /// A poll's watchdog cycle, returned with its answer.
+    pub cycle: u64,
     pub complaint: bool,
     pub poll: bool,
     pub handshake: bool,
@@ -260,13 +262,13 @@ impl NodeMachine {
                     heartbeat_ms: u32::try_from(c.heartbeat_interval.as_millis())
                         .unwrap_or(u32::MAX),
                 };
-                if !self.connect(worker, remote, purpose, out) {
+                if !self.connect(worker, remote, purpose, 0, out) {
                     let reason = ConnectFailure::Unreachable("the address does not resolve".into());
                     let msg = ToWorker::ConnectFailed { remote, reason };
                     out.push(Action::ToWorker { worker, msg });
                 }
             }
-            ToMain::Poll { remote } => {
+            ToMain::Poll { remote, cycle } => {
                 // An answer to the poll in flight would be taken for the
                 // new one's.
                 let stale: Vec<JobId> = self
@@ -279,14 +281,18 @@ impl NodeMachine {
                     self.jobs.remove(&job);
                     out.push(Action::CancelJob { job });
                 }
-                if !self.connect(worker, remote, Purpose::Poll, out) {
+                if !self.connect(worker, remote, Purpose::Poll, cycle, out) {
                     let result = Err("the address does not resolve".into());
-                    let msg = ToWorker::PollResult { remote, result };
+                    let msg = ToWorker::PollResult {
+                        remote,
+                        cycle,
+                        result,
+                    };
                     out.push(Action::ToWorker { worker, msg });
                 }
             }
             ToMain::Complain { remote } => {
-                self.connect(worker, remote, Purpose::Complain, out);
+                self.connect(worker, remote, Purpose::Complain, 0, out);
                 self.resource_input(worker.res, ResourceInput::ComplaintSent, out);
             }
         }
@@ -298,6 +304,7 @@ impl NodeMachine {
         worker: WorkerRef,
         remote: usize,
         purpose: Purpose,
+        cycle: u64,
         out: &mut Vec<Action>,
     ) -> bool {
         let job = self.next_job_id();
@@ -313,6 +320,7 @@ impl NodeMachine {
             Job {
                 worker,
                 remote,
+                cycle,
                 complaint: purpose == Purpose::Complain,
                 poll: purpose == Purpose::Poll,
                 handshake: matches!(purpose, Purpose::Handshake { .. }),
@@ -338,7 +346,7 @@ impl NodeMachine {
         let Some(r) = self.res.get(&j.worker.res) else {
             return;
         };
-        let (worker, remote) = (j.worker, j.remote);
+        let (worker, remote, cycle) = (j.worker, j.remote, j.cycle);
         let present = r.workers.iter().any(|w| w.id == worker.id);
         match outcome {
             JobOutcome::Connected if present && j.handshake => {
@@ -364,12 +372,20 @@ impl NodeMachine {
             }
             JobOutcome::Polled { role, state } if present && j.poll => {
                 let result = Ok((role, state));
-                let msg = ToWorker::PollResult { remote, result };
+                let msg = ToWorker::PollResult {
+                    remote,
+                    cycle,
+                    result,
+                };
                 out.push(Action::ToWorker { worker, msg });
             }
             JobOutcome::Failed(reason) if present && j.poll => {
                 let result = Err(failure_text(&reason));
-                let msg = ToWorker::PollResult { remote, result };
+                let msg = ToWorker::PollResult {
+                    remote,
+                    cycle,
+                    result,
+                };
                 out.push(Action::ToWorker { worker, msg });
             }
             // Nobody waits for it (the worker is gone), or it is a

@@ -118,9 +118,10 @@ pub enum Input {
     /// The primary's heartbeat request (secondary).
     Heartbeat { msg: HeartbeatRequest },
     /// The answer to a [`Action::Poll`] (watchdog): the role and state the
-    /// remote reported, or why there is none.
+    /// remote reported, or why there is none, for the poll of `cycle`.
     Polled {
         remote: usize,
+        cycle: u64,
         result: Result<(Role, State), String>,
     },
     /// An established connection to a remote broke.
@@ -170,6 +171,9 @@ pub enum Action {
     /// the same remote abandons it.
     Poll {
         remote: usize,
+        /// The watchdog's cycle, which the answer brings back: an answer
+        /// of an earlier cycle never counts for a later one.
+        cycle: u64,
     },
     /// Send a complaint to a remote (watchdog); no answer is awaited.
     Complain {

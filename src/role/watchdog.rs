@@ -65,6 +65,8 @@ pub struct Watchdog {
     /// Per remote, when its last answer arrived (for the report).
     heard: Vec<Option<Time>>,
     next_cycle: Time,
+    /// Numbers the cycles: a poll's answer counts only for its own.
+    cycle: u64,
     state: State,
     done: bool,
 }
@@ -79,6 +81,7 @@ impl Watchdog {
             waiting: vec![None; n],
             heard: vec![None; n],
             next_cycle: now,
+            cycle: 0,
             state: State::Unknown,
             done: false,
         }
@@ -127,8 +130,14 @@ impl Watchdog {
                     self.cycle(now, &mut out);
                 }
             }
-            Input::Polled { remote, result } => {
-                if self.waiting.get(remote).copied().flatten().is_none() {
+            Input::Polled {
+                remote,
+                cycle,
+                result,
+            } => {
+                // Late for its cycle: the remote counts as unseen there,
+                // and the answer tells nothing of this one.
+                if cycle != self.cycle || self.waiting.get(remote).copied().flatten().is_none() {
                     return out;
                 }
                 self.waiting[remote] = None;
@@ -172,12 +181,16 @@ impl Watchdog {
             }
         }
         self.next_cycle = next_slot(self.next_cycle, now, self.cfg.heartbeat);
+        self.cycle += 1;
         let until = now + self.cfg.timeout.min(self.cfg.heartbeat);
         for (i, spec) in self.cfg.remotes.iter().enumerate() {
             self.answers[i] = UNSEEN;
             if spec.reachable {
                 self.waiting[i] = Some(until);
-                out.push(Action::Poll { remote: i });
+                out.push(Action::Poll {
+                    remote: i,
+                    cycle: self.cycle,
+                });
             }
         }
         self.maybe_evaluate(out);

@@ -233,9 +233,15 @@ impl Worker {
                 Some(ToWorker::Connected { remote, sessions }) => {
                     Ok(self.connected(remote, sessions, fds))
                 }
-                Some(ToWorker::PollResult { remote, result }) => {
-                    Ok(Some(Input::Polled { remote, result }))
-                }
+                Some(ToWorker::PollResult {
+                    remote,
+                    cycle,
+                    result,
+                }) => Ok(Some(Input::Polled {
+                    remote,
+                    cycle,
+                    result,
+                })),
                 Some(ToWorker::HookDone { event, result }) => {
                     Ok(Some(Input::HookDone { event, result }))
                 }
@@ -404,7 +410,7 @@ impl Worker {
             match action {
                 Action::RunHook(event) => self.send(&ToMain::RunHook(event)),
                 Action::Connect { remote } => self.send(&ToMain::Connect { remote }),
-                Action::Poll { remote } => self.send(&ToMain::Poll { remote }),
+                Action::Poll { remote, cycle } => self.send(&ToMain::Poll { remote, cycle }),
                 Action::Complain { remote } => self.send(&ToMain::Complain { remote }),
                 Action::Disconnect { remote } => self.links.remove(&mut self.poller, remote),
                 Action::Heartbeat { remote, msg } => self.send_peer(remote, &msg.to_nv()),

@@ -30,9 +30,10 @@ pub enum ToWorker {
         remote: usize,
         reason: ConnectFailure,
     },
-    /// The answer to a watchdog's poll.
+    /// The answer to a watchdog's poll of cycle `cycle`.
     PollResult {
         remote: usize,
+        cycle: u64,
         result: Result<(Role, State), String>,
     },
 }
@@ -52,9 +53,11 @@ pub enum ToMain {
     Connect {
         remote: usize,
     },
-    /// Ask this remote for its status (a new poll replaces one in flight).
+    /// Ask this remote for its status for the watchdog's cycle `cycle`
+    /// (a new poll replaces one in flight).
     Poll {
         remote: usize,
+        cycle: u64,
     },
     /// Send this remote a complaint.
     Complain {
@@ -138,8 +141,12 @@ impl ToWorker {
                         .add_i32("priority", *priority),
                 };
             }
-            ToWorker::PollResult { remote, result } => {
-                nv.add_u8("cmd", 5);
+            ToWorker::PollResult {
+                remote,
+                cycle,
+                result,
+            } => {
+                nv.add_u8("cmd", 5).add_u64("cycle", *cycle);
                 put_idx(&mut nv, "remote", *remote);
                 match result {
                     Ok((role, state)) => {
@@ -194,6 +201,7 @@ impl ToWorker {
             }
             5 => ToWorker::PollResult {
                 remote: idx(nv, "remote")?,
+                cycle: nv.get_u64("cycle")?,
                 result: match nv.get_str("error") {
                     Some(text) => Err(text.to_string()),
                     None => Ok((
@@ -239,8 +247,8 @@ impl ToMain {
                 nv.add_u8("cmd", 3);
                 put_idx(&mut nv, "remote", *remote);
             }
-            ToMain::Poll { remote } => {
-                nv.add_u8("cmd", 4);
+            ToMain::Poll { remote, cycle } => {
+                nv.add_u8("cmd", 4).add_u64("cycle", *cycle);
                 put_idx(&mut nv, "remote", *remote);
             }
             ToMain::Complain { remote } => {
@@ -288,6 +296,7 @@ impl ToMain {
             },
             4 => ToMain::Poll {
                 remote: idx(nv, "remote")?,
+                cycle: nv.get_u64("cycle")?,
             },
             5 => ToMain::Complain {
                 remote: idx(nv, "remote")?,
@@ -346,10 +355,12 @@ mod tests {
             },
             ToWorker::PollResult {
                 remote: 1,
+                cycle: 7,
                 result: Ok((Role::Primary, State::Run)),
             },
             ToWorker::PollResult {
                 remote: 0,
+                cycle: u64::MAX,
                 result: Err("Connection refused".into()),
             },
             ToWorker::ConnectFailed {
@@ -370,7 +381,10 @@ mod tests {
         let to_main = [
             ToMain::RunHook(HookEvent::Complaint),
             ToMain::Connect { remote: 3 },
-            ToMain::Poll { remote: 1 },
+            ToMain::Poll {
+                remote: 1,
+                cycle: 3,
+            },
             ToMain::Complain { remote: 2 },
             ToMain::Report {
                 report: Report {

@@ -90,7 +90,15 @@ impl World {
                     ToWorker::ConnectFailed { remote, reason } => {
                         Input::ConnectFailed { remote, reason }
                     }
-                    ToWorker::PollResult { remote, result } => Input::Polled { remote, result },
+                    ToWorker::PollResult {
+                        remote,
+                        cycle,
+                        result,
+                    } => Input::Polled {
+                        remote,
+                        cycle,
+                        result,
+                    },
                     ToWorker::Connected { remote, .. } => Input::Connected { remote },
                 };
                 self.worker_input(node, input);
@@ -327,7 +335,7 @@ impl World {
             let msg = match a {
                 Action::RunHook(event) => ToMain::RunHook(event),
                 Action::Connect { remote } => ToMain::Connect { remote },
-                Action::Poll { remote } => ToMain::Poll { remote },
+                Action::Poll { remote, cycle } => ToMain::Poll { remote, cycle },
                 Action::Complain { remote } => ToMain::Complain { remote },
                 Action::Disconnect { remote } => {
                     let conn = self.nodes[node]

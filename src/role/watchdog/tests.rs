@@ -21,14 +21,21 @@ fn watchdog(remotes: &[(&str, bool)]) -> Watchdog {
     )
 }
 
+/// An answer to this cycle's poll.
 fn polled(w: &mut Watchdog, now: u64, remote: usize, role: Role, state: State) -> Vec<Action> {
+    let cycle = w.cycle;
     w.handle(
         Time(now),
         Input::Polled {
             remote,
+            cycle,
             result: Ok((role, state)),
         },
     )
+}
+
+fn poll(remote: usize, cycle: u64) -> Action {
+    Action::Poll { remote, cycle }
 }
 
 fn without_logs(actions: Vec<Action>) -> Vec<Action> {
@@ -41,10 +48,7 @@ fn without_logs(actions: Vec<Action>) -> Vec<Action> {
 #[test]
 fn polls_every_reachable_remote_at_once_and_every_interval() {
     let mut w = watchdog(&[("tcp4://a", true), ("none", false), ("tcp4://b", true)]);
-    assert_eq!(
-        w.handle(Time(0), Input::Start),
-        [Action::Poll { remote: 0 }, Action::Poll { remote: 2 }]
-    );
+    assert_eq!(w.handle(Time(0), Input::Start), [poll(0, 1), poll(2, 1)]);
     assert_eq!(w.deadline(), Some(Time(5_000)));
     assert!(polled(&mut w, 10, 0, Role::Primary, State::Starting).is_empty());
     // Evaluated once both answered: a primary that is only starting is in
@@ -74,7 +78,7 @@ fn polls_every_reachable_remote_at_once_and_every_interval() {
     assert_eq!(w.deadline(), Some(Time(10_000)));
     assert_eq!(
         w.handle(Time(10_000), Input::Tick),
-        [Action::Poll { remote: 0 }, Action::Poll { remote: 2 }]
+        [poll(0, 2), poll(2, 2)]
     );
 }
 
@@ -118,6 +122,7 @@ fn errors_read_as_unknown_and_without_secondaries_nobody_is_complained_to() {
         Time(1),
         Input::Polled {
             remote: 0,
+            cycle: 1,
             result: Err("Connection refused".into()),
         },
     );
@@ -161,8 +166,8 @@ fn a_cycle_still_open_when_the_next_is_due_is_closed_first() {
             Action::Disconnect { remote: 0 },
             Action::Complain { remote: 1 },
             Action::RunHook(HookEvent::Complaint),
-            Action::Poll { remote: 0 },
-            Action::Poll { remote: 1 },
+            poll(0, 2),
+            poll(1, 2),
         ]
     );
     assert_eq!(
@@ -209,4 +214,34 @@ fn q11_a_primary_that_answers_draws_no_complaint_whatever_its_state() {
         );
         assert_eq!(w.report().state, State::Run);
     }
+}
+
+/// An answer that comes back after its cycle closed never counts for
+/// the next one, even when it arrives while the next one waits for the
+/// same remote.
+#[test]
+fn an_answer_of_an_earlier_cycle_is_dropped() {
+    let mut w = watchdog(&[("tcp4://a", true), ("tcp4://b", true)]);
+    w.handle(Time(0), Input::Start);
+    polled(&mut w, 10, 1, Role::Secondary, State::Stopped);
+    // Cycle 1 closes without a's answer; cycle 2 polls again.
+    w.handle(Time(5_000), Input::Tick);
+    assert_eq!(
+        w.handle(Time(10_000), Input::Tick),
+        [poll(0, 2), poll(1, 2)]
+    );
+    // Cycle 1's answer from a, primary, turns up now: not for cycle 2.
+    let late = w.handle(
+        Time(10_001),
+        Input::Polled {
+            remote: 0,
+            cycle: 1,
+            result: Ok((Role::Primary, State::Run)),
+        },
+    );
+    assert!(late.is_empty(), "{late:?}");
+    polled(&mut w, 10_002, 1, Role::Secondary, State::Stopped);
+    // Cycle 2 waits for a's own answer: a is unseen, and b is told.
+    let a = without_logs(w.handle(Time(15_000), Input::Tick));
+    assert!(a.contains(&Action::Complain { remote: 1 }), "{a:?}");
 }
