@@ -124,12 +124,12 @@ pub fn overlaps(iv: &BTreeMap<String, Vec<(f64, f64)>>) -> Vec<(f64, f64, Vec<St
 }
 
 /// Classifies an overlap that began at `t` by the faults in effect then:
-/// a fault is in effect from its beginning until `grace` after its end
-/// (the time the cluster needs to recover from it).
-pub fn classify(t: f64, applied: &[Applied], grace: f64) -> (Option<f64>, String) {
+/// a fault is in effect from its beginning until `grace(fault)` after its
+/// end (the time the cluster needs to recover from it).
+pub fn classify(t: f64, applied: &[Applied], grace: impl Fn(&Fault) -> f64) -> (Option<f64>, String) {
     let active: Vec<&Applied> = applied
         .iter()
-        .filter(|a| a.begin <= t && t <= a.end + grace)
+        .filter(|a| a.begin <= t && t <= a.end + grace(&a.fault))
         .collect();
     if active.is_empty() {
         return (
@@ -205,10 +205,17 @@ pub fn explains(line: &str, kinds: &[&str], overlapped: bool) -> bool {
     if line.contains("Hook timed out") {
         return any(&["hook-start-hang", "hook-stop-hang", "hook-status-hang"]);
     }
-    if line.contains("Worker process killed") && line.contains("signal=SIGKILL")
+    if line.contains("Worker process killed") && line.contains("signal=9")
         || line.contains("Worker process ended")
     {
-        return any(&["kill-worker", "crash-node", "kill-main"]);
+        // The main process also kills a worker that stopped reading.
+        return any(&["kill-worker", "crash-node", "kill-main", "stall"]);
+    }
+    if line.contains("The main process is gone") || line.contains("The main process died") {
+        return any(&["kill-main", "crash-node"]);
+    }
+    if line.contains("Unable to send to the worker") {
+        return any(&["kill-worker", "stall"]);
     }
     if line.contains("The guardian exited") {
         return any(&["kill-guardian"]);

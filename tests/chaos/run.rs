@@ -539,11 +539,13 @@ pub fn run(s: &Schedule, id: usize, quiet_hb: u32) -> Outcome {
     }
 
     // Overlaps, against what hastmon(8) promises for them.
-    let grace = 1.5 * bound + 1.0 + hook_allow;
+    let grace = |f: &Fault| {
+        1.5 * bound + 1.0 + if matches!(f, Fault::Hook(..)) { hook_allow } else { 0.0 }
+    };
     let overlaps: Vec<Overlap> = checker::overlaps(&iv)
         .into_iter()
         .map(|(b, e, nodes)| {
-            let (bound, why) = checker::classify(b, &applied, grace);
+            let (bound, why) = checker::classify(b, &applied, &grace);
             Overlap {
                 begin: b,
                 end: e,
