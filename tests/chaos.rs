@@ -33,14 +33,27 @@ use run::Outcome;
 
 /// The seeds CI runs: every one must pass.
 const CI_SEEDS: &[u64] = &[
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
-    26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 29,
+    30, 31, 33, 34, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46,
 ];
 
-/// Seeds that fail because of a known defect, kept out of `CI_SEEDS`
-/// until it is fixed; `CHAOS_SEED=<n>` replays one.
-#[allow(dead_code)]
-const KNOWN_DEFECT_SEEDS: &[(u64, &str)] = &[];
+/// Seeds kept out of `CI_SEEDS` because a known defect makes them fail
+/// (some runs, not all: it is a race); `CHAOS_SEED=<n>` replays one.
+const KNOWN_DEFECT_SEEDS: &[(u64, &str)] = &[
+    // The primary cut off alone still runs when the secondary starts
+    // (hastmon(8) "Failover time" says it stops first): complaints of
+    // two watchdogs count double, and a promoted secondary starts at
+    // once, without the `timeout` the promise counted on. See
+    // `isolated_primary_overlaps_*`.
+    (17, "isolated primary overlaps (two watchdogs / timeout > 2 hb)"),
+    (28, "isolated primary overlaps (two watchdogs / timeout > 2 hb)"),
+    (32, "isolated primary overlaps (two watchdogs / timeout > 2 hb)"),
+    (35, "isolated primary overlaps (two watchdogs / timeout > 2 hb)"),
+    // A worker forked on promotion aborted: "fatal runtime error: IO
+    // Safety violation: owned file descriptor already closed" (see
+    // `a_promoted_worker_does_not_abort`).
+    (7, "worker abort on promotion (IO safety)"),
+];
 
 /// Heartbeats of calm that count as stable after the last heal.
 const QUIET_HB: u32 = 10;
@@ -71,7 +84,7 @@ fn run_all(schedules: Vec<Schedule>, jobs: usize) -> Vec<Outcome> {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(s) = schedules.get(i) else { break };
-                    let o = run::run(s, i, QUIET_HB);
+                    let o = run::run(s, QUIET_HB);
                     report_one(&o);
                     out.lock().unwrap().insert(i, o);
                 }
@@ -262,9 +275,19 @@ fn campaign() {
         }
         return;
     }
+    if let Ok(range) = std::env::var("CHAOS_LIST") {
+        // FIRST-LAST: the schedules of those seeds, without running them.
+        let (a, b) = range.split_once('-').expect("CHAOS_LIST: FIRST-LAST");
+        for seed in a.parse::<u64>().unwrap()..=b.parse().unwrap() {
+            let s = schedule(seed);
+            let mark = if s.exposes_isolation_defect() { " (isolation defect)" } else { "" };
+            print!("{s}{mark}\n");
+        }
+        return;
+    }
     if let Ok(seed) = std::env::var("CHAOS_SEED") {
         let s = schedule(seed.parse().expect("CHAOS_SEED: a number"));
-        let o = run::run(&s, 0, QUIET_HB);
+        let o = run::run(&s, QUIET_HB);
         println!(
             "{}violations:\n  {}\ntimeline (s from the start):\n{}",
             o.schedule,
@@ -288,7 +311,7 @@ fn campaign() {
             sc.spawn(|| {
                 while bed::now() < end {
                     let i = next.fetch_add(1, Ordering::SeqCst);
-                    let o = run::run(&schedule(first + i as u64), i, QUIET_HB);
+                    let o = run::run(&schedule(first + i as u64), QUIET_HB);
                     report_one(&o);
                     outs.lock().unwrap().push(o);
                 }
@@ -298,6 +321,104 @@ fn campaign() {
     let outs = outs.into_inner().unwrap();
     println!("{}", table(&outs));
     assert_clean(&outs);
+}
+
+/// Runs a fixed schedule `runs` times; how many runs had violations, and
+/// the outcomes.
+fn repeat(s: &Schedule, runs: usize) -> (usize, Vec<Outcome>) {
+    let outs = run_all(vec![s.clone(); runs], runs);
+    let bad = outs.iter().filter(|o| !o.violations.is_empty()).count();
+    println!("{}", table(&outs));
+    (bad, outs)
+}
+
+fn alone_primary(watchdogs: usize, timeout_ms: u64) -> Schedule {
+    nemesis::fixed(
+        1_000 + watchdogs as u64,
+        1,
+        watchdogs,
+        timeout_ms,
+        vec![Step {
+            at: 1.0,
+            dur: 5.0,
+            fault: Fault::Alone(nemesis::Target::Primary),
+        }],
+    )
+}
+
+/// Known defect: a primary cut off from every other node is still
+/// running when the secondary starts, against hastmon(8) "Failover
+/// time", because two watchdogs' complaints count double.
+#[test]
+#[ignore = "known defect: isolated primary overlaps with two watchdogs"]
+fn isolated_primary_overlaps_with_two_watchdogs() {
+    if skipped() {
+        return;
+    }
+    let (bad, _) = repeat(&alone_primary(2, 300), 3);
+    assert_eq!(bad, 0, "the isolated primary overlapped the new one");
+}
+
+/// Known defect: the same with one watchdog when `timeout` is above
+/// 2·hb: a promoted secondary starts at once (no longer waiting `to` to
+/// reach the old primary), so the silence limit `cc·hb + to` comes late.
+#[test]
+#[ignore = "known defect: isolated primary overlaps when timeout > 2 hb"]
+fn isolated_primary_overlaps_when_timeout_exceeds_two_heartbeats() {
+    if skipped() {
+        return;
+    }
+    let (bad, _) = repeat(&alone_primary(1, 1000), 3);
+    assert_eq!(bad, 0, "the isolated primary overlapped the new one");
+}
+
+/// The same fault where hastmon(8)'s promise holds: one watchdog,
+/// `timeout` equal to hb. Regression for the two above.
+#[test]
+fn an_isolated_primary_stops_before_the_secondary_starts() {
+    if skipped() {
+        return;
+    }
+    let (bad, outs) = repeat(&alone_primary(1, 300), 3);
+    assert_eq!(bad, 0);
+    assert!(outs.iter().all(|o| o.takeovers.len() == 1), "no takeover");
+}
+
+/// Known defect: seed 7 (reload, a secondary bridging a partition, a
+/// hanging stop on the primary) once made the worker forked for a
+/// promoted secondary abort on its first steps with "IO Safety
+/// violation: owned file descriptor already closed" (signal 6).
+#[test]
+#[ignore = "known defect: a worker forked on promotion may abort (IO safety)"]
+fn a_promoted_worker_does_not_abort() {
+    if skipped() {
+        return;
+    }
+    let (bad, outs) = repeat(&schedule(7), 4);
+    for o in &outs {
+        for v in &o.violations {
+            println!("seed 7: {v}");
+        }
+    }
+    assert_eq!(bad, 0);
+}
+
+#[test]
+fn ci_seeds_leave_out_the_known_defects() {
+    for s in CI_SEEDS {
+        assert!(
+            !schedule(*s).exposes_isolation_defect(),
+            "seed {s} belongs in KNOWN_DEFECT_SEEDS"
+        );
+    }
+    for (s, why) in KNOWN_DEFECT_SEEDS {
+        assert!(!CI_SEEDS.contains(s));
+        assert_eq!(
+            schedule(*s).exposes_isolation_defect(),
+            why.starts_with("isolated primary"),
+            "seed {s}"
+        );
+    }
 }
 
 #[test]

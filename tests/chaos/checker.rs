@@ -188,6 +188,9 @@ pub fn explains(line: &str, kinds: &[&str], overlapped: bool) -> bool {
         || line.contains("Stronger primary")
         || line.contains("exitcode=77")
         || line.contains("exitcode=75")
+        // A secondary's worker that ended as its primary went silent may
+        // still be sent a complaint notice (logged, not harmful).
+        || line.contains("Unable to send to the worker")
     {
         return any(&failover);
     }
@@ -214,9 +217,7 @@ pub fn explains(line: &str, kinds: &[&str], overlapped: bool) -> bool {
     if line.contains("The main process is gone") || line.contains("The main process died") {
         return any(&["kill-main", "crash-node"]);
     }
-    if line.contains("Unable to send to the worker") {
-        return any(&["kill-worker", "stall"]);
-    }
+
     if line.contains("The guardian exited") {
         return any(&["kill-guardian"]);
     }

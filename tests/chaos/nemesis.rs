@@ -290,6 +290,46 @@ pub fn schedule(seed: u64) -> Schedule {
     }
 }
 
+/// A schedule written by hand (regression tests): `watchdogs` watchdogs,
+/// `secondaries` secondaries, the other settings as `schedule` draws
+/// them but for `timeout_ms`.
+pub fn fixed(
+    label: u64,
+    secondaries: usize,
+    watchdogs: usize,
+    timeout_ms: u64,
+    steps: Vec<Step>,
+) -> Schedule {
+    let mut s = schedule(label);
+    let mut nodes = vec!["a".to_string()];
+    nodes.extend(["b", "c"][..secondaries].iter().map(|n| n.to_string()));
+    nodes.extend(["w", "x", "y"][..watchdogs].iter().map(|n| n.to_string()));
+    s.cluster.nodes = nodes;
+    s.cluster.secondaries = secondaries;
+    s.cluster.timeout_ms = timeout_ms;
+    s.steps = steps;
+    s
+}
+
+impl Schedule {
+    /// Whether a fault may cut the primary off alone in a cluster where
+    /// hastmon(8)'s promise for that case does not hold today (the
+    /// defect `isolated_primary_overlaps_*` tests show): with two or more
+    /// watchdogs, or a `timeout` above 2·hb.
+    pub fn exposes_isolation_defect(&self) -> bool {
+        let c = &self.cluster;
+        let risky = c.watchdogs().len() >= 2 || c.timeout_ms > 2 * c.hb_ms;
+        risky
+            && self.steps.iter().any(|s| {
+                matches!(
+                    &s.fault,
+                    Fault::Alone(Target::Primary)
+                        | Fault::Isolate(Target::Primary | Target::Node(_))
+                )
+            })
+    }
+}
+
 impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.cluster;

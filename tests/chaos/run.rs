@@ -364,8 +364,11 @@ fn reload(ctx: &Ctx<'_>, hb_ms: u64) {
     ctx.note(format!("SIGHUP to every node, heartbeat_interval {} ms", hb_ms));
 }
 
-/// Runs schedule `s` as run number `id` of this process.
-pub fn run(s: &Schedule, id: usize, quiet_hb: u32) -> Outcome {
+/// Runs schedule `s` on a bed of its own (runs of one process are
+/// numbered, so that tests running at once never share a name).
+pub fn run(s: &Schedule, quiet_hb: u32) -> Outcome {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let id = RUNS.fetch_add(1, Ordering::SeqCst);
     let c = &s.cluster;
     let names: Vec<&str> = c.nodes.iter().map(String::as_str).collect();
     let mut bed = Bed::new(
