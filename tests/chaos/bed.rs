@@ -138,7 +138,11 @@ pub fn nft(ns: &str, script: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("nft");
-    c.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
     let out = c.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -176,7 +180,12 @@ pub fn procs_in(ns: &str) -> Vec<Proc> {
             .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok())
             .unwrap_or(0);
         let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .replace('\0', " ")
+                    .trim()
+                    .to_string()
+            })
             .unwrap_or_default();
         v.push(Proc { pid, ppid, cmdline });
     }
@@ -245,9 +254,7 @@ pub fn unavailable() -> Option<String> {
             .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
             .unwrap_or(false);
         if !found {
-            return Some(format!(
-                "`{tool}` is not installed (iproute2, nftables)"
-            ));
+            return Some(format!("`{tool}` is not installed (iproute2, nftables)"));
         }
     }
     None
@@ -295,7 +302,15 @@ impl Bed {
                 "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port,
                 "netns", &bridge_ns,
             ]);
-            ip(&["-n", &ns, "addr", "add", &format!("{ipaddr}/24"), "dev", "eth0"]);
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{ipaddr}/24"),
+                "dev",
+                "eth0",
+            ]);
             ip(&["-n", &ns, "link", "set", "eth0", "up"]);
             ip(&["-n", &ns, "link", "set", "lo", "up"]);
             ip(&["-n", &bridge_ns, "link", "set", &port, "master", "br0"]);
@@ -443,10 +458,7 @@ impl Bed {
 
     pub fn append_log(&self, line: &str) {
         use std::io::Write;
-        let mut f = fs::OpenOptions::new()
-            .append(true)
-            .open(&self.log)
-            .unwrap();
+        let mut f = fs::OpenOptions::new().append(true).open(&self.log).unwrap();
         writeln!(f, "{line}").unwrap();
     }
 
@@ -488,11 +500,35 @@ impl Bed {
             }
             if loss > 0 {
                 rules += &format!(
-                    "add rule inet chaos input iifname \"eth0\" numgen random mod 100 < {loss} drop\n"
+                    "add rule inet chaos input iifname \"eth0\" numgen random mod 100 < {loss} counter drop\n"
                 );
             }
             nft(&n.ns, &format!("flush chain inet chaos input\n{rules}"));
         }
+    }
+
+    /// Packets the loss rules dropped so far, over every node (the rules'
+    /// counters; replaced rules start again from 0).
+    pub fn lost_packets(&self) -> u64 {
+        let mut sum = 0;
+        for n in &self.nodes {
+            let out = Command::new("ip")
+                .args([
+                    "netns", "exec", &n.ns, "nft", "list", "chain", "inet", "chaos", "input",
+                ])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            for l in out.lines().filter(|l| l.contains("numgen")) {
+                let mut w = l.split_whitespace();
+                while let Some(x) = w.next() {
+                    if x == "packets" {
+                        sum += w.next().and_then(|p| p.parse::<u64>().ok()).unwrap_or(0);
+                    }
+                }
+            }
+        }
+        sum
     }
 
     /// Writes (or with `None` removes) the flag file of a hook fault.
@@ -540,7 +576,13 @@ impl Drop for Bed {
 
 /// `hastmonctl ARGS` for node `name` whose files are in `dir`, ended
 /// after `secs` (a stalled daemon never answers): exit code and stdout.
-pub fn ctl_at(bin: &str, name: &str, dir: &Path, args: &[&str], secs: f64) -> Option<(i32, String)> {
+pub fn ctl_at(
+    bin: &str,
+    name: &str,
+    dir: &Path,
+    args: &[&str],
+    secs: f64,
+) -> Option<(i32, String)> {
     let mut c = Command::new(bin)
         .args(args)
         .args(["-n", name, "-c"])

@@ -126,7 +126,11 @@ pub fn overlaps(iv: &BTreeMap<String, Vec<(f64, f64)>>) -> Vec<(f64, f64, Vec<St
 /// Classifies an overlap that began at `t` by the faults in effect then:
 /// a fault is in effect from its beginning until `grace(fault)` after its
 /// end (the time the cluster needs to recover from it).
-pub fn classify(t: f64, applied: &[Applied], grace: impl Fn(&Fault) -> f64) -> (Option<f64>, String) {
+pub fn classify(
+    t: f64,
+    applied: &[Applied],
+    grace: impl Fn(&Fault) -> f64,
+) -> (Option<f64>, String) {
     let active: Vec<&Applied> = applied
         .iter()
         .filter(|a| a.begin <= t && t <= a.end + grace(&a.fault))

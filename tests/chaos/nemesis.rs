@@ -29,8 +29,8 @@ impl Rng {
         let t = self.range((lo * 10.0) as u64, (hi * 10.0) as u64);
         t as f64 / 10.0
     }
-    pub fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[self.next() as usize % v.len()]
+    pub fn pick<T: Clone>(&mut self, v: &[T]) -> T {
+        v[self.next() as usize % v.len()].clone()
     }
 }
 
@@ -232,7 +232,7 @@ pub fn schedule(seed: u64) -> Schedule {
             0 => Target::Primary,
             1 => Target::Secondary(r.range(0, secondaries as u64 - 1) as usize),
             2 => Target::Watchdog,
-            _ => Target::Node(r.pick(&cluster.nodes).clone()),
+            _ => Target::Node(r.pick(&cluster.nodes)),
         }
     };
     let mut steps = vec![];
@@ -261,20 +261,20 @@ pub fn schedule(seed: u64) -> Schedule {
             } else {
                 Target::Secondary(0)
             }),
-            10 => Fault::Loss(*r.pick(&[10, 30, 60])),
+            10 => Fault::Loss(r.pick(&[10, 30, 60])),
             11 | 12 => Fault::Hook(
                 node_target(&mut r),
-                *r.pick(&HOOK_EVENTS),
-                *r.pick(&HOOK_KINDS),
+                r.pick(&HOOK_EVENTS),
+                r.pick(&HOOK_KINDS),
             ),
             13 => Fault::Switchover(Target::Secondary(
-                r.range(0, secondaries as u64 - 1) as usize,
+                r.range(0, secondaries as u64 - 1) as usize
             )),
             14 => Fault::Role(
                 Target::Secondary(r.range(0, secondaries as u64 - 1) as usize),
-                *r.pick(&["init", "secondary"]),
+                r.pick(&["init", "primary"]),
             ),
-            _ => Fault::Reload(*r.pick(&[200, 400, 500])),
+            _ => Fault::Reload(r.pick(&[200, 400, 500])),
         };
         let dur = match fault {
             Fault::KillWorker(_) | Fault::KillGuardian(_) => 0.0,

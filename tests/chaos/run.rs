@@ -40,6 +40,8 @@ pub struct Outcome {
     /// Role changes (`role` hook calls) after the cluster settled: in a
     /// loss run no fault but the loss itself, so none is explained.
     pub role_changes: usize,
+    /// Packets the loss faults dropped.
+    pub lost_packets: usize,
 }
 
 pub fn conf(c: &Cluster, hb_ms: u64) -> String {
@@ -99,6 +101,7 @@ struct Ctx<'a> {
     snaps: Mutex<Vec<Snap>>,
     events: Mutex<Vec<(f64, String)>>,
     stop: AtomicBool,
+    lost: std::sync::atomic::AtomicUsize,
 }
 
 impl Ctx<'_> {
@@ -296,7 +299,12 @@ fn apply(ctx: &Ctx<'_>, fault: &Fault, begin: f64, dur: f64) -> Applied {
             ctx.bed.lock().unwrap().set_filters(&blocked, loss);
             ctx.note(format!("{fault}: nodes {nodes:?} blocked {blocked:?}"));
             ctx.sleep_until(end_at);
-            ctx.bed.lock().unwrap().set_filters(&BTreeSet::new(), 0);
+            let bed = ctx.bed.lock().unwrap();
+            let lost = bed.lost_packets();
+            bed.set_filters(&BTreeSet::new(), 0);
+            drop(bed);
+            ctx.lost.fetch_add(lost as usize, Ordering::SeqCst);
+            ctx.note(format!("{fault}: {lost} packets dropped"));
         }
         Fault::Hook(t, ev, kind) => {
             let n = ctx.resolve(t);
@@ -361,7 +369,10 @@ fn reload(ctx: &Ctx<'_>, hb_ms: u64) {
         bed.signal_main(n, Signal::SIGHUP);
     }
     drop(bed);
-    ctx.note(format!("SIGHUP to every node, heartbeat_interval {} ms", hb_ms));
+    ctx.note(format!(
+        "SIGHUP to every node, heartbeat_interval {} ms",
+        hb_ms
+    ));
 }
 
 /// Runs schedule `s` on a bed of its own (runs of one process are
@@ -384,7 +395,11 @@ pub fn run(s: &Schedule, quiet_hb: u32) -> Outcome {
     for n in &names {
         bed.start(n);
     }
-    let dirs = bed.nodes.iter().map(|n| (n.name.clone(), n.dir.clone())).collect();
+    let dirs = bed
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.dir.clone()))
+        .collect();
     let ctx = Ctx {
         bed: Mutex::new(bed),
         bin: env!("CARGO_BIN_EXE_hastmonctl").to_string(),
@@ -393,6 +408,7 @@ pub fn run(s: &Schedule, quiet_hb: u32) -> Outcome {
         snaps: Mutex::new(vec![]),
         events: Mutex::new(vec![]),
         stop: AtomicBool::new(false),
+        lost: std::sync::atomic::AtomicUsize::new(0),
     };
     let hb = c.hb_ms as f64 / 1000.0;
     let mut violations = vec![];
@@ -445,7 +461,11 @@ pub fn run(s: &Schedule, quiet_hb: u32) -> Outcome {
             // up) goes back on standby, as an operator would put it.
             for n in &c.nodes {
                 if ctx.last_role(n).as_deref() == Some("init") {
-                    let r = if c.role_of(n) == "watchdog" { "watchdog" } else { "secondary" };
+                    let r = if c.role_of(n) == "watchdog" {
+                        "watchdog"
+                    } else {
+                        "secondary"
+                    };
                     let res = ctx.ctl(n, &["role", r, RES]);
                     ctx.note(format!("repair: hastmonctl role {r} on {n}: {res:?}"));
                 }
@@ -466,12 +486,7 @@ pub fn run(s: &Schedule, quiet_hb: u32) -> Outcome {
                 let (log, running): (Vec<checker::Entry>, Vec<String>) = {
                     let bed = ctx.bed.lock().unwrap();
                     let log = checker::parse_log(&bed.hook_log());
-                    let running = c
-                        .nodes
-                        .iter()
-                        .filter(|n| bed.running(n))
-                        .cloned()
-                        .collect();
+                    let running = c.nodes.iter().filter(|n| bed.running(n)).cloned().collect();
                     (log, running)
                 };
                 let primaries: Vec<String> = c
@@ -515,6 +530,7 @@ pub fn run(s: &Schedule, quiet_hb: u32) -> Outcome {
         ctx.stop.store(true, Ordering::Relaxed);
     });
     let t_end = now();
+    let lost_packets = ctx.lost.load(Ordering::SeqCst);
     let mut bed = ctx.bed.into_inner().unwrap();
     let snaps = ctx.snaps.into_inner().unwrap();
     let events = ctx.events.into_inner().unwrap();
@@ -543,12 +559,18 @@ pub fn run(s: &Schedule, quiet_hb: u32) -> Outcome {
 
     // Overlaps, against what hastmon(8) promises for them.
     let grace = |f: &Fault| {
-        1.5 * bound + 1.0 + if matches!(f, Fault::Hook(..)) { hook_allow } else { 0.0 }
+        1.5 * bound
+            + 1.0
+            + if matches!(f, Fault::Hook(..)) {
+                hook_allow
+            } else {
+                0.0
+            }
     };
     let overlaps: Vec<Overlap> = checker::overlaps(&iv)
         .into_iter()
         .map(|(b, e, nodes)| {
-            let (bound, why) = checker::classify(b, &applied, &grace);
+            let (bound, why) = checker::classify(b, &applied, grace);
             Overlap {
                 begin: b,
                 end: e,
@@ -644,7 +666,9 @@ pub fn run(s: &Schedule, quiet_hb: u32) -> Outcome {
         let keep = match e.what.as_str() {
             "up" | "down" => true,
             "call" => !e.rest.starts_with("status"),
-            "done" => !e.rest.starts_with("status") || !e.rest.ends_with(" 0") && !e.rest.ends_with(" 1"),
+            "done" => {
+                !e.rest.starts_with("status") || !e.rest.ends_with(" 0") && !e.rest.ends_with(" 1")
+            }
             _ => false,
         };
         if keep {
@@ -703,5 +727,6 @@ pub fn run(s: &Schedule, quiet_hb: u32) -> Outcome {
         converged,
         timeline,
         role_changes,
+        lost_packets,
     }
 }
