@@ -98,6 +98,7 @@ pub struct Node {
 }
 
 pub struct Bed {
+    tag: String,
     pub dir: PathBuf,
     pub log: PathBuf,
     pub bridge_ns: String,
@@ -272,6 +273,7 @@ impl Bed {
         fs::write(&log, "").unwrap();
         let bridge_ns = format!("{tag}-br");
         let mut bed = Bed {
+            tag: tag.clone(),
             dir: dir.clone(),
             log: log.clone(),
             bridge_ns: bridge_ns.clone(),
@@ -334,9 +336,11 @@ impl Bed {
         bed
     }
 
-    /// Leaves the directory (logs) in place when the bed goes.
-    pub fn keep_dir(&mut self) {
+    /// Keeps the directory (logs) when the bed goes, renamed out of the
+    /// prefix that the clean-up of leftovers removes; where it will be.
+    pub fn keep_dir(&mut self) -> PathBuf {
         self.keep = true;
+        std::env::temp_dir().join(format!("chaos-failed-{}", self.tag))
     }
 
     pub fn node(&self, name: &str) -> &Node {
@@ -568,7 +572,10 @@ impl Drop for Bed {
             delete_ns(&n.ns);
         }
         delete_ns(&self.bridge_ns);
-        if !self.keep {
+        if self.keep {
+            let kept = std::env::temp_dir().join(format!("chaos-failed-{}", self.tag));
+            let _ = fs::rename(&self.dir, kept);
+        } else {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }

@@ -30,6 +30,8 @@ pub struct Outcome {
     pub schedule: String,
     pub kinds: Vec<&'static str>,
     pub violations: Vec<String>,
+    /// Violations a known race explains (`checker::KNOWN_RACES`).
+    pub known: Vec<String>,
     pub overlaps: Vec<Overlap>,
     /// Seconds from a fault that took the primary away to the resource
     /// running elsewhere, and the bound of hastmon(8) "Failover time".
@@ -712,9 +714,16 @@ pub fn run(s: &Schedule, quiet_hb: u32) -> Outcome {
             o.why
         );
     }
-    if !violations.is_empty() {
-        bed.keep_dir();
-        let _ = writeln!(timeline, "logs kept in {}", bed.dir.display());
+    let (known, violations): (Vec<String>, Vec<String>) = violations
+        .into_iter()
+        .partition(|v| checker::known_race(v).is_some());
+    let known: Vec<String> = known
+        .into_iter()
+        .map(|v| format!("{v} [known defect: {}]", checker::known_race(&v).unwrap()))
+        .collect();
+    if !violations.is_empty() || !known.is_empty() {
+        let kept = bed.keep_dir();
+        let _ = writeln!(timeline, "logs kept in {}", kept.display());
     }
     drop(bed);
     Outcome {
@@ -722,6 +731,7 @@ pub fn run(s: &Schedule, quiet_hb: u32) -> Outcome {
         schedule: s.to_string(),
         kinds,
         violations,
+        known,
         overlaps,
         takeovers,
         converged,
