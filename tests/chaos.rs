@@ -324,16 +324,20 @@ fn campaign() {
         return;
     }
     if let Ok(seed) = std::env::var("CHAOS_SEED") {
+        // CHAOS_REPEAT copies at once: a race shows under load.
         let s = schedule(seed.parse().expect("CHAOS_SEED: a number"));
-        let o = run::run(&s, QUIET_HB);
-        println!(
-            "{}violations:\n  {}\ntimeline (s from the start):\n{}",
-            o.schedule,
-            o.violations.join("\n  "),
-            o.timeline
-        );
-        println!("{}", table(std::slice::from_ref(&o)));
-        assert_clean(std::slice::from_ref(&o));
+        let n = std::env::var("CHAOS_REPEAT").map_or(1, |r| r.parse().unwrap());
+        let outs = run_all(vec![s; n], n);
+        if let [o] = &outs[..] {
+            println!(
+                "{}violations:\n  {}\ntimeline (s from the start):\n{}",
+                o.schedule,
+                o.violations.join("\n  "),
+                o.timeline
+            );
+        }
+        println!("{}", table(&outs));
+        assert_clean(&outs);
         return;
     }
     let minutes: f64 = std::env::var("CHAOS_MINUTES")
@@ -435,6 +439,38 @@ fn a_promoted_worker_does_not_abort() {
     let (_, outs) = repeat(&schedule(7), 4);
     let aborts: Vec<&String> = outs.iter().flat_map(|o| &o.known).collect();
     assert!(aborts.is_empty(), "{aborts:#?}");
+}
+
+/// Seen in CI seed 13 under load: the primary cut off alone reached its
+/// silence limit and went to init without running `stop`, its copy left
+/// running beside the new primary's for 12 s. Its `status` runs slow
+/// here, so that the worker's `stop` request is queued behind one.
+#[test]
+fn a_primary_giving_up_during_a_slow_status_runs_stop() {
+    if skipped() {
+        return;
+    }
+    let s = nemesis::fixed(
+        2_000,
+        1,
+        1,
+        300,
+        vec![Step {
+            at: 1.0,
+            dur: 5.0,
+            fault: Fault::Together(vec![
+                Fault::Hook(nemesis::Target::Node("a".into()), "status", "slow"),
+                Fault::Alone(nemesis::Target::Node("a".into())),
+            ]),
+        }],
+    );
+    let (bad, outs) = repeat(&s, 3);
+    for o in &outs {
+        for v in &o.violations {
+            println!("{v}");
+        }
+    }
+    assert_eq!(bad, 0);
 }
 
 #[test]

@@ -352,6 +352,18 @@ fn apply(ctx: &Ctx<'_>, fault: &Fault, begin: f64, dur: f64) -> Applied {
             ctx.sleep_until(end_at);
             reload(ctx, c.hb_ms);
         }
+        Fault::Together(v) => {
+            let parts: Vec<Applied> = std::thread::scope(|sc| {
+                let hs: Vec<_> = v
+                    .iter()
+                    .map(|f| sc.spawn(move || apply(ctx, f, begin, dur)))
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for p in parts {
+                nodes.extend(p.nodes);
+            }
+        }
     }
     Applied {
         fault: fault.clone(),
@@ -601,6 +613,36 @@ pub fn run(s: &Schedule, quiet_hb: u32) -> Outcome {
         violations.push(format!("flapping: {f}"));
     }
 
+    // A node that leaves the primary role while its copy runs must have
+    // run `stop` (hastmon(8): every way out of primary runs it), by the
+    // time a slow one would have ended.
+    for e in log
+        .iter()
+        .filter(|e| e.what == "call" && e.rest.starts_with("role www primary "))
+    {
+        let Some((up, _)) = iv
+            .get(&e.node)
+            .and_then(|v| v.iter().find(|(b, d)| *b <= e.t && e.t < *d).copied())
+        else {
+            continue;
+        };
+        let stopped = log.iter().any(|x| {
+            x.node == e.node
+                && x.what == "call"
+                && x.rest.starts_with("stop")
+                && x.t >= up
+                && x.t <= e.t + hook_allow
+        });
+        if !stopped {
+            violations.push(format!(
+                "{} left the primary role at {:.3} ({}) while running the resource, without a stop",
+                e.node,
+                e.t - t_start,
+                e.rest
+            ));
+        }
+    }
+
     // Deaths: a daemon ended only where the schedule killed it.
     bed.reap();
     for n in &bed.nodes {
@@ -622,7 +664,13 @@ pub fn run(s: &Schedule, quiet_hb: u32) -> Outcome {
     }
 
     // Error lines the schedule does not explain.
-    let kinds: Vec<&'static str> = applied.iter().map(|a| a.fault.kind()).collect();
+    let kinds: Vec<&'static str> = applied
+        .iter()
+        .flat_map(|a| match &a.fault {
+            Fault::Together(v) => v.iter().map(Fault::kind).collect(),
+            f => vec![f.kind()],
+        })
+        .collect();
     let mut errors = String::new();
     for n in &c.nodes {
         for l in bed.daemon_log(n).lines() {
