@@ -215,8 +215,9 @@ pub fn explains(line: &str, kinds: &[&str], overlapped: bool) -> bool {
     if line.contains("Worker process killed") && line.contains("signal=9")
         || line.contains("Worker process ended")
     {
-        // The main process also kills a worker that stopped reading.
-        return any(&["kill-worker", "crash-node", "kill-main", "stall"]);
+        // The main process also kills a worker it could not send to,
+        // which a secondary's worker ending on its own may be.
+        return any(&["kill-worker", "crash-node", "kill-main", "stall"]) || any(&failover);
     }
     if line.contains("The main process is gone") || line.contains("The main process died") {
         return any(&["kill-main", "crash-node"]);
@@ -261,6 +262,10 @@ pub fn median(v: &mut [f64]) -> Option<f64> {
 /// race, not a seed): reported apart and not failing the run until the
 /// defect is fixed. Each names its regression test.
 pub const KNOWN_RACES: &[(&str, &str)] = &[
+    (
+        "without a stop",
+        "a primary giving up loses its stop when reading the worker's channel fails with ECONNRESET (a_primary_giving_up_on_silence_runs_stop)",
+    ),
     (
         "signal=6)",
         "a worker forked on promotion aborts: IO Safety violation (a_promoted_worker_does_not_abort)",

@@ -82,8 +82,6 @@ pub enum Fault {
     /// SIGHUP to every node after rewriting their files with a new
     /// heartbeat interval (ms); the old one back at the end.
     Reload(u64),
-    /// Faults at the same time (hand-written schedules only).
-    Together(Vec<Fault>),
 }
 
 impl Fault {
@@ -113,7 +111,6 @@ impl Fault {
             Fault::Switchover(_) => "switchover",
             Fault::Role(..) => "role",
             Fault::Reload(_) => "reload",
-            Fault::Together(_) => "together",
         }
     }
 }
@@ -146,10 +143,6 @@ impl fmt::Display for Fault {
             Fault::Hook(t, ev, kind) => write!(f, "hook {ev} {kind} on {t}"),
             Fault::Role(t, r) => write!(f, "role {r} on {t}"),
             Fault::Reload(ms) => write!(f, "reload heartbeat_interval {}", *ms as f64 / 1000.0),
-            Fault::Together(v) => {
-                let all: Vec<String> = v.iter().map(Fault::to_string).collect();
-                write!(f, "together: {}", all.join(" + "))
-            }
         }
     }
 }

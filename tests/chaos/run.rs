@@ -352,18 +352,6 @@ fn apply(ctx: &Ctx<'_>, fault: &Fault, begin: f64, dur: f64) -> Applied {
             ctx.sleep_until(end_at);
             reload(ctx, c.hb_ms);
         }
-        Fault::Together(v) => {
-            let parts: Vec<Applied> = std::thread::scope(|sc| {
-                let hs: Vec<_> = v
-                    .iter()
-                    .map(|f| sc.spawn(move || apply(ctx, f, begin, dur)))
-                    .collect();
-                hs.into_iter().map(|h| h.join().unwrap()).collect()
-            });
-            for p in parts {
-                nodes.extend(p.nodes);
-            }
-        }
     }
     Applied {
         fault: fault.clone(),
@@ -664,13 +652,7 @@ pub fn run(s: &Schedule, quiet_hb: u32) -> Outcome {
     }
 
     // Error lines the schedule does not explain.
-    let kinds: Vec<&'static str> = applied
-        .iter()
-        .flat_map(|a| match &a.fault {
-            Fault::Together(v) => v.iter().map(Fault::kind).collect(),
-            f => vec![f.kind()],
-        })
-        .collect();
+    let kinds: Vec<&'static str> = applied.iter().map(|a| a.fault.kind()).collect();
     let mut errors = String::new();
     for n in &c.nodes {
         for l in bed.daemon_log(n).lines() {
@@ -762,13 +744,19 @@ pub fn run(s: &Schedule, quiet_hb: u32) -> Outcome {
             o.why
         );
     }
-    let (known, violations): (Vec<String>, Vec<String>) = violations
-        .into_iter()
-        .partition(|v| checker::known_race(v).is_some());
-    let known: Vec<String> = known
-        .into_iter()
-        .map(|v| format!("{v} [known defect: {}]", checker::known_race(&v).unwrap()))
-        .collect();
+    // A known race takes the whole run with it: what follows from it
+    // (an overlap, no single copy at the end) is its consequence.
+    let race = violations.iter().find_map(|v| checker::known_race(v));
+    let (known, violations): (Vec<String>, Vec<String>) = match race {
+        Some(why) => (
+            violations
+                .into_iter()
+                .map(|v| format!("{v} [known defect: {why}]"))
+                .collect(),
+            vec![],
+        ),
+        None => (vec![], violations),
+    };
     if !violations.is_empty() || !known.is_empty() {
         let kept = bed.keep_dir();
         let _ = writeln!(timeline, "logs kept in {}", kept.display());
