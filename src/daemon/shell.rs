@@ -310,6 +310,10 @@ impl<'o> Shell<'o> {
                 },
                 Ok(None) => return self.procs.close_channel(&mut self.poller, worker),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                // A worker that exits with our messages unread resets its
+                // end; Linux reports that once, then still delivers what
+                // the worker sent before (its last `stop` among them).
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
                 Err(e) => {
                     log_warning!("Unable to receive from a worker: {e}.");
                     return self.procs.close_channel(&mut self.poller, worker);

@@ -593,6 +593,7 @@ impl NodeMachine {
             r.held.clear();
             for w in &mut r.workers {
                 w.leaving = true;
+                w.must_stop = true;
                 out.push(Action::Signal {
                     worker: WorkerRef { res: *id, id: w.id },
                     leave: Leave::StopResource,

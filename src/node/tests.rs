@@ -360,6 +360,14 @@ fn terminate_stops_every_worker_and_exits_once_all_is_quiet() {
     // Twice the longest hook limit and a margin.
     assert_eq!(n.deadline(), Some(Time(2000)));
     n.handle(Time(11), Input::HookStarted { hook: role, pid: 5 });
+    // The primary stops the resource on its way out.
+    n.handle(
+        Time(12),
+        Input::FromWorker {
+            worker: w,
+            msg: ToMain::RunHook(HookEvent::Stop),
+        },
+    );
     let a = n.handle(
         Time(12),
         Input::WorkerExited {
@@ -375,9 +383,18 @@ fn terminate_stops_every_worker_and_exits_once_all_is_quiet() {
             exit: HookExit::Exited(0),
         },
     );
+    assert!(!a.contains(&Action::Exit), "the stop still runs");
+    let stop = hook_args(&a)[0].0;
+    let a = n.handle(
+        Time(14),
+        Input::HookExited {
+            hook: stop,
+            exit: HookExit::Exited(0),
+        },
+    );
     assert!(a.contains(&Action::Exit));
     assert!(
-        n.handle(Time(14), Input::Tick).is_empty(),
+        n.handle(Time(15), Input::Tick).is_empty(),
         "nothing after exit"
     );
 }
@@ -413,23 +430,34 @@ fn a_removed_resource_is_retired_then_freed_once_its_worker_is_gone() {
     assert!(n.get(w.res).is_some(), "held until its worker is gone");
     n.handle(
         Time(4),
+        Input::FromWorker {
+            worker: w,
+            msg: ToMain::RunHook(HookEvent::Stop),
+        },
+    );
+    n.handle(
+        Time(4),
         Input::WorkerExited {
             worker: w,
             exit: WorkerExit::Code(0),
         },
     );
-    // The role hook (primary -> init) still runs, then it is freed.
-    let res = n.get(w.res).unwrap();
-    let pending = res.hooks.pending_words();
-    assert_eq!(pending, ["role"]);
-    let hook = res.hooks.running().unwrap();
-    n.handle(
-        Time(5),
-        Input::HookExited {
-            hook,
-            exit: HookExit::Exited(0),
-        },
+    // Its stop and the role hook (primary -> init) still run, then it is
+    // freed.
+    assert_eq!(
+        n.get(w.res).unwrap().hooks.pending_words(),
+        ["stop", "role"]
     );
+    for t in [5, 6] {
+        let hook = n.get(w.res).unwrap().hooks.running().unwrap();
+        n.handle(
+            Time(t),
+            Input::HookExited {
+                hook,
+                exit: HookExit::Exited(0),
+            },
+        );
+    }
     assert!(n.get(w.res).is_none(), "freed");
     assert!(n.find("other").is_some());
 }
@@ -656,4 +684,57 @@ fn while_stopping_handshakes_are_refused_and_complaints_ignored() {
         ),
         "{a:?}"
     );
+}
+
+/// A primary worker that gives up must leave the resource stopped: if
+/// its own `stop` never reached the main process, the node runs it,
+/// before the `role` hook of the fall-back.
+#[test]
+fn a_primary_that_gave_up_without_its_stop_gets_one() {
+    let (mut n, w, role) = started_primary();
+    n.handle(
+        Time(2),
+        Input::HookExited {
+            hook: role,
+            exit: HookExit::Exited(0),
+        },
+    );
+    let a = n.handle(
+        Time(3),
+        Input::WorkerExited {
+            worker: w,
+            exit: WorkerExit::Code(crate::exit::NOHOST),
+        },
+    );
+    assert_eq!(hook_args(&a)[0].1, ["stop", "r"], "{a:?}");
+    let res = n.get(w.res).unwrap();
+    assert_eq!(res.hooks.pending_words(), ["stop", "role"]);
+}
+
+#[test]
+fn a_primary_that_stopped_itself_is_not_stopped_twice() {
+    let (mut n, w, role) = started_primary();
+    n.handle(
+        Time(2),
+        Input::HookExited {
+            hook: role,
+            exit: HookExit::Exited(0),
+        },
+    );
+    n.handle(
+        Time(3),
+        Input::FromWorker {
+            worker: w,
+            msg: ToMain::RunHook(HookEvent::Stop),
+        },
+    );
+    n.handle(
+        Time(4),
+        Input::WorkerExited {
+            worker: w,
+            exit: WorkerExit::Code(crate::exit::NOHOST),
+        },
+    );
+    let res = n.get(w.res).unwrap();
+    assert_eq!(res.hooks.pending_words(), ["stop", "role"]);
 }

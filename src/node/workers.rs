@@ -31,6 +31,10 @@ pub struct WorkerRec {
     /// Let go: its exit is expected, and nothing new for the resource
     /// starts until it is reaped.
     pub leaving: bool,
+    /// Let go with the resource to be stopped (a primary's SIGTERM).
+    pub must_stop: bool,
+    /// It asked for `stop`.
+    pub asked_stop: bool,
 }
 
 /// An outgoing connection job under way.
@@ -160,6 +164,8 @@ impl NodeMachine {
                     pid: None,
                     report: None,
                     leaving: false,
+                    must_stop: false,
+                    asked_stop: false,
                 });
                 out.push(Action::Fork {
                     worker: WorkerRef { res: id, id: wid },
@@ -191,6 +197,7 @@ impl NodeMachine {
                     ),
                 );
                 w.leaving = true;
+                w.must_stop = leave == Leave::StopResource;
                 out.push(Action::Signal {
                     worker: WorkerRef { res: id, id: wid },
                     leave,
@@ -242,6 +249,11 @@ impl NodeMachine {
         let name = r.cfg.name.clone();
         match msg {
             ToMain::RunHook(event) => {
+                if event == HookEvent::Stop
+                    && let Some(w) = self.worker_mut(worker)
+                {
+                    w.asked_stop = true;
+                }
                 let args = vec![hook_word(event).to_string(), name];
                 let req = HookReq {
                     args,
@@ -412,6 +424,27 @@ impl NodeMachine {
         let w = r.workers.remove(at);
         r.hooks.forget_caller(worker.id);
         let name = r.cfg.name.clone();
+        // A primary worker that gave up, or was told to stop the resource,
+        // must leave it stopped; if its own `stop` never reached us (it
+        // died first, or its last message was lost), the node runs it.
+        let gave_up = matches!(
+            how,
+            WorkerExit::Code(exit::NOHOST | exit::UNAVAILABLE | exit::NOPERM)
+        );
+        if w.role == Role::Primary && !w.asked_stop && (gave_up || w.must_stop) {
+            log(
+                out,
+                Level::Warning,
+                format!(
+                    "[{name}] The primary worker ended without stopping the resource; stopping it."
+                ),
+            );
+            let req = HookReq {
+                args: vec!["stop".into(), name.clone()],
+                caller: None,
+            };
+            self.queue_hook(worker.res, req, out);
+        }
         // Its jobs' results are wanted by nobody; complaints under way are
         // still delivered.
         let doomed: Vec<JobId> = self

@@ -264,20 +264,7 @@ pub fn median(v: &mut [f64]) -> Option<f64> {
 /// Violations that a known defect causes at random, in any schedule (a
 /// race, not a seed): reported apart and not failing the run until the
 /// defect is fixed. Each names its regression test.
-pub const KNOWN_RACES: &[(&str, &str)] = &[
-    (
-        "without a stop",
-        "a primary giving up loses its stop when reading the worker's channel fails with ECONNRESET (a_primary_giving_up_on_silence_runs_stop)",
-    ),
-    (
-        "signal=6)",
-        "a worker forked on promotion aborts: IO Safety violation (a_promoted_worker_does_not_abort)",
-    ),
-    (
-        "(signal 6)",
-        "a worker forked on promotion aborts: IO Safety violation (a_promoted_worker_does_not_abort)",
-    ),
-];
+pub const KNOWN_RACES: &[(&str, &str)] = &[];
 
 /// The known race behind violation `v`, if any.
 pub fn known_race(v: &str) -> Option<&'static str> {
