@@ -15,6 +15,11 @@
 //! (one seed, its timeline printed) or `CHAOS_LOSS` (false failovers
 //! under loss), and `CHAOS_JOBS` schedules at a time.
 
+// Network namespaces, veth and nftables are Linux's; on FreeBSD the same
+// campaign would need VNET jails (see demo/jails.sh), which it does not
+// have yet.
+#![cfg(target_os = "linux")]
+
 #[path = "chaos/bed.rs"]
 mod bed;
 #[path = "chaos/checker.rs"]

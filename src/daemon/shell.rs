@@ -647,14 +647,7 @@ impl<'o> Shell<'o> {
 
 /// Says what the node machine wants logged.
 fn say(level: Level, msg: &str, limit: Limit) {
-    use crate::sys::log::Level as L;
-    let level = match level {
-        Level::Error => L::Error,
-        Level::Warning => L::Warning,
-        Level::Notice => L::Notice,
-        Level::Info => L::Info,
-        Level::Debug => L::Debug(1),
-    };
+    let level = level.to_log();
     match limit {
         Limit::Never => log::log(level, format_args!("{msg}")),
         Limit::Text => log::log_limited(level, None, format_args!("{msg}")),

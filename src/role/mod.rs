@@ -148,6 +148,20 @@ pub enum Level {
     Debug,
 }
 
+impl Level {
+    /// The log's level for what a machine wants said.
+    pub fn to_log(self) -> crate::sys::log::Level {
+        use crate::sys::log::Level as L;
+        match self {
+            Level::Error => L::Error,
+            Level::Warning => L::Warning,
+            Level::Notice => L::Notice,
+            Level::Info => L::Info,
+            Level::Debug => L::Debug(1),
+        }
+    }
+}
+
 /// Everything a machine can ask for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {

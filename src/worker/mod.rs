@@ -446,13 +446,7 @@ impl Worker {
 /// same thing each time ("Unable to connect to ...").
 pub(crate) fn log_decision(level: Level, msg: &str) {
     use crate::sys::log::{self, Level as L};
-    let level = match level {
-        Level::Error => L::Error,
-        Level::Warning => L::Warning,
-        Level::Notice => L::Notice,
-        Level::Info => L::Info,
-        Level::Debug => L::Debug(1),
-    };
+    let level = level.to_log();
     if level <= L::Notice {
         log::log_limited(level, None, format_args!("{msg}"));
     } else {
