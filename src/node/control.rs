@@ -31,17 +31,18 @@ impl NodeMachine {
         request: &NvList,
         out: &mut Vec<Action>,
     ) -> Option<NvList> {
-        let reply = self.control(request, out);
-        if let Some(pending) = self.waiting_for_stop.take() {
-            out.push(Action::Hold { conn, reply: None });
-            self.role_replies.push(RoleWait {
-                conn,
-                since: self.now,
-                entries: pending,
-            });
-            return None;
+        match self.control(request, out) {
+            Answer::Now(reply) => reply,
+            Answer::AfterStop(entries) => {
+                out.push(Action::Hold { conn, reply: None });
+                self.role_replies.push(RoleWait {
+                    conn,
+                    since: self.now,
+                    entries,
+                });
+                None
+            }
         }
-        reply
     }
 
     /// Answers the role changes whose primaries are done stopping: the
@@ -92,25 +93,23 @@ impl NodeMachine {
         })
     }
 
-    /// Answers one control request; `None` means close without a reply,
-    /// as 0.3.4 does for a request without `cmd`. A role change that lets
-    /// a primary go leaves its entries in `waiting_for_stop`.
-    pub(super) fn control(&mut self, request: &NvList, out: &mut Vec<Action>) -> Option<NvList> {
+    /// Answers one control request; `Now(None)` means close without a
+    /// reply, as 0.3.4 does for a request without `cmd`.
+    fn control(&mut self, request: &NvList, out: &mut Vec<Action>) -> Answer {
         let Ok(req) = ControlRequest::from_nv(request) else {
             log(out, Level::Notice, "Control header is missing 'cmd' field.");
-            return None;
+            return Answer::Now(None);
         };
         if req.resources.is_empty() {
-            return Some(error_reply(ehast::INVALID));
+            return Answer::Now(Some(error_reply(ehast::INVALID)));
         }
         let targets = self.lookup(&req.resources);
         match req.cmd {
             ControlCmd::SetRole => {
                 let role = match req.role {
                     Some(r @ (Role::Init | Role::Primary | Role::Secondary | Role::Watchdog)) => r,
-                    _ => return Some(error_reply(ehast::INVALID)),
+                    _ => return Answer::Now(Some(error_reply(ehast::INVALID))),
                 };
-                let mut entries = Vec::new();
                 let mut waits = false;
                 let mut kept = Vec::new();
                 for (name, id) in targets {
@@ -130,22 +129,22 @@ impl NodeMachine {
                             RoleOutcome::Previous(old.to_string())
                         }
                     };
-                    kept.push((name.clone(), id, outcome.clone()));
-                    entries.push(RoleEntry {
-                        outcome,
-                        resource: name,
-                    });
+                    kept.push((name, id, outcome));
                 }
                 if waits {
-                    self.waiting_for_stop = Some(kept);
+                    return Answer::AfterStop(kept);
                 }
-                Some(
+                let entries = kept
+                    .into_iter()
+                    .map(|(resource, _, outcome)| RoleEntry { resource, outcome })
+                    .collect();
+                Answer::Now(Some(
                     RoleReply {
                         entries,
                         error: None,
                     }
                     .to_nv(),
-                )
+                ))
             }
             ControlCmd::Status => {
                 let entries = targets
@@ -171,10 +170,10 @@ impl NodeMachine {
                         }
                     }
                 }
-                Some(reply)
+                Answer::Now(Some(reply))
             }
-            ControlCmd::Other(_) if targets.is_empty() => Some(NvList::new()),
-            ControlCmd::Other(_) => Some(error_reply(ehast::UNIMPLEMENTED)),
+            ControlCmd::Other(_) if targets.is_empty() => Answer::Now(Some(NvList::new())),
+            ControlCmd::Other(_) => Answer::Now(Some(error_reply(ehast::UNIMPLEMENTED))),
         }
     }
 
@@ -264,6 +263,14 @@ fn clamp(n: u64) -> i32 {
 /// sub-second interval never reads as 0.
 fn whole_seconds(d: std::time::Duration) -> i32 {
     clamp(d.as_millis().div_ceil(1000) as u64)
+}
+
+/// A control request's answer: now, or once the primaries a role change
+/// let go have stopped (each named resource, its id, and its outcome
+/// unless its `stop` fails).
+enum Answer {
+    Now(Option<NvList>),
+    AfterStop(Vec<(String, Option<ResId>, RoleOutcome)>),
 }
 
 /// A role change waiting for its primaries' `stop`.

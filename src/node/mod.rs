@@ -320,13 +320,14 @@ pub struct Res {
 
 impl Res {
     fn new(cfg: &Resource, resolve: Resolver<'_>, now: Time) -> Res {
+        let (remotes, friends) = peers(cfg, resolve);
         Res {
             machine: ResourceMachine::new(ResourceConfig::from_resource(cfg), now),
             workers: Vec::new(),
             held: Default::default(),
             hooks: Hooks::default(),
-            remotes: cfg.remote.iter().map(resolve).collect(),
-            friends: cfg.friends.iter().filter_map(resolve).collect(),
+            remotes,
+            friends,
             primary_heartbeat: None,
             handoff: None,
             retired: false,
@@ -342,6 +343,17 @@ impl Res {
     pub fn retired(&self) -> bool {
         self.retired
     }
+}
+
+/// A resource's remotes (in configuration order, `None` where an address
+/// does not resolve) and friends, as socket addresses.
+type Peers = (Vec<Option<SocketAddr>>, Vec<SocketAddr>);
+
+fn peers(cfg: &Resource, resolve: Resolver<'_>) -> Peers {
+    (
+        cfg.remote.iter().map(resolve).collect(),
+        cfg.friends.iter().filter_map(resolve).collect(),
+    )
 }
 
 /// The guardian's view of one resource.
@@ -367,7 +379,6 @@ pub struct NodeMachine {
     first_stages: listen::FirstStages,
     /// Role changes whose answer waits for a primary's `stop`.
     role_replies: Vec<control::RoleWait>,
-    waiting_for_stop: Option<Vec<(String, Option<ResId>, crate::proto::msg::RoleOutcome)>>,
     /// The configuration in force.
     config: Config,
     /// Global friends.
@@ -403,7 +414,6 @@ impl NodeMachine {
             jobs: HashMap::new(),
             first_stages: HashMap::new(),
             role_replies: Vec::new(),
-            waiting_for_stop: None,
             config: cfg.clone(),
             friends: Vec::new(),
             source: None,

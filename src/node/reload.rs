@@ -2,7 +2,7 @@
 //! configurations, and which changes need a new worker.
 
 use super::resource::{ResourceConfig, ResourceInput};
-use super::{Action, NodeMachine, Res, Resolver, log};
+use super::{Action, NodeMachine, Resolver, log};
 use crate::config::document::format_seconds;
 use crate::config::{Config, Resource};
 use crate::role::Level;
@@ -144,10 +144,8 @@ impl NodeMachine {
                     if restart { "; its worker restarts" } else { "" }
                 )
             });
-            let fresh = Res::new(r, resolve, self.now);
-            s.cfg = fresh.cfg;
-            s.remotes = fresh.remotes;
-            s.friends = fresh.friends;
+            (s.remotes, s.friends) = super::peers(r, resolve);
+            s.cfg = r.clone();
             let input = ResourceInput::Reconfigure {
                 cfg: ResourceConfig::from_resource(r),
                 restart_worker: restart,
